@@ -1,0 +1,45 @@
+# parkcarbon: see README.md. `make demo` runs the platform end to end; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+GOLANGCI_LINT_VERSION := v2.15.0
+PROTOS := $(wildcard proto/parkcarbon/v1/*.proto)
+
+.PHONY: all build test test-unit lint proto proto-check deps demo clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## deps: install the system packages and Go programs the tests and the demo need.
+deps:
+	deploy/local/install.sh
+
+## proto: regenerate pkg/pb from proto/ with the pinned protoc plugins.
+proto:
+	protoc -I proto \
+	  --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \
+	  --plugin=protoc-gen-go-grpc=$$($(GO) tool -n protoc-gen-go-grpc) \
+	  --go_out=pkg/pb --go_opt=module=github.com/parkcarbon/parkcarbon/pkg/pb \
+	  --go-grpc_out=pkg/pb --go-grpc_opt=module=github.com/parkcarbon/parkcarbon/pkg/pb \
+	  $(PROTOS)
+
+## proto-check: fail when the committed generated code differs from what `make proto` produces.
+proto-check: proto
+	@git diff --exit-code --stat -- pkg/pb || { echo "pkg/pb is out of date: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- pkg/pb)" || { echo "pkg/pb has untracked generated files: run make proto and commit"; git status --porcelain -- pkg/pb; exit 1; }
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/pb/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/pb/'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+## test: every test (unit, component, integration against real InfluxDB, Mosquitto and PostgreSQL).
+test: deps proto-check lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+demo: deps
+	deploy/local/demo.sh
+
+clean:
+	rm -rf data
