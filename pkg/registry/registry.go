@@ -302,7 +302,8 @@ type Gateway struct {
 	ID     string `json:"id"`
 	ParkID string `json:"park_id"`
 	Name   string `json:"name"`
-	// PasswordHash is the stored credential; never leaves the server.
+	// PasswordHash is the MQTT credential in Mosquitto's $7$ format (auth.HashPassword); it
+	// never leaves the server except into a Mosquitto password file.
 	PasswordHash string `json:"-"`
 }
 

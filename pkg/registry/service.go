@@ -234,7 +234,9 @@ func (s *Service) CreateGateway(ctx context.Context, g Gateway) (Gateway, string
 	if err != nil {
 		return Gateway{}, "", err
 	}
-	g.PasswordHash = auth.Hash(password)
+	if g.PasswordHash, err = auth.HashPassword(password); err != nil {
+		return Gateway{}, "", err
+	}
 	if err := s.Store.CreateGateway(ctx, g, actor(ctx)); err != nil {
 		return Gateway{}, "", fmt.Errorf("create gateway %s: %w", g.ID, err)
 	}
