@@ -1,0 +1,318 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1"
+)
+
+// fixture registers two parks with enterprises, meters and gateways over REST as admin, and
+// issues one token per role. Park p1: enterprises e1 and e2, meters m-e1 (e1), m-e2 (e2) and
+// m-park (park level), gateway g1. Park p2: enterprise e3, meter m-p2, gateway g2.
+type fixture struct {
+	tokens map[string]string // role -> bearer token; "none" is empty, "bogus" unknown
+}
+
+func seed(t *testing.T, ts *testServer) fixture {
+	a := testAdminToken
+	for _, p := range []string{"p1", "p2"} {
+		ts.must(201, "POST", "/api/v1/parks", a, map[string]any{"id": p, "name": "Park " + p, "province": "Hunan"})
+	}
+	for _, e := range [][2]string{{"p1", "e1"}, {"p1", "e2"}, {"p2", "e3"}} {
+		ts.must(201, "POST", "/api/v1/parks/"+e[0]+"/enterprises", a, map[string]any{"id": e[1], "name": "Enterprise " + e[1]})
+	}
+	for _, g := range [][2]string{{"p1", "g1"}, {"p2", "g2"}} {
+		ts.must(201, "POST", "/api/v1/parks/"+g[0]+"/gateways", a, map[string]any{"id": g[1], "name": "gateway"})
+	}
+	for _, m := range [][4]string{{"p1", "m-e1", "e1", "g1"}, {"p1", "m-e2", "e2", "g1"}, {"p1", "m-park", "", "g1"}, {"p2", "m-p2", "e3", "g2"}} {
+		ts.must(201, "POST", "/api/v1/parks/"+m[0]+"/meters", a, map[string]any{
+			"id": m[1], "enterprise_id": m[2], "gateway_id": m[3], "carrier": "electricity", "unit": "kWh"})
+	}
+	f := fixture{tokens: map[string]string{"admin": a, "none": "", "bogus": "pct_not-a-real-token"}}
+	for role, body := range map[string]map[string]any{
+		"operator":   {"role": "operator", "park_ids": []string{"p1"}, "name": "ops"},
+		"auditor":    {"role": "auditor", "park_ids": []string{"p1"}},
+		"enterprise": {"role": "enterprise", "park_ids": []string{"p1"}, "enterprise_id": "e1"},
+		"gateway":    {"role": "gateway", "park_ids": []string{"p1"}, "gateway_id": "g1"},
+	} {
+		out := ts.must(201, "POST", "/api/v1/tokens", a, body)
+		tok, _ := out["token"].(string)
+		if tok == "" {
+			t.Fatalf("token response for %s has no token: %v", role, out)
+		}
+		f.tokens[role] = tok
+	}
+	return f
+}
+
+// operation is one registry operation done over REST and over gRPC.
+type operation struct {
+	name    string
+	allowed []string // roles allowed; "none" and "bogus" never are
+	rest    func(ts *testServer, tok string, n int) int
+	grpc    func(ts *testServer, ctx context.Context, n int) error
+}
+
+func restCall(method, path string, body func(n int) any) func(*testServer, string, int) int {
+	return func(ts *testServer, tok string, n int) int {
+		var b any
+		if body != nil {
+			b = body(n)
+		}
+		p := path
+		if strings.Contains(p, "%d") {
+			p = fmt.Sprintf(path, n)
+		}
+		code, _, _ := ts.do(method, p, tok, b)
+		return code
+	}
+}
+
+var (
+	readers   = []string{"admin", "operator", "auditor"}
+	entReader = []string{"admin", "operator", "auditor", "enterprise"}
+	writers   = []string{"admin", "operator"}
+	admins    = []string{"admin"}
+	everyone  = []string{"admin", "operator", "auditor", "enterprise", "gateway"}
+)
+
+func meterBody(id string) map[string]any {
+	return map[string]any{"id": id, "carrier": "electricity", "unit": "kWh", "enterprise_id": "e1"}
+}
+
+func operations() []operation {
+	return []operation{
+		{"list parks", everyone, restCall("GET", "/api/v1/parks?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListParks(ctx, &pb.ListParksRequest{})
+				return err
+			}},
+		{"get own park", entReader, restCall("GET", "/api/v1/parks/p1?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetPark(ctx, &pb.GetParkRequest{ParkId: "p1"})
+				return err
+			}},
+		{"get other park", admins, restCall("GET", "/api/v1/parks/p2?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetPark(ctx, &pb.GetParkRequest{ParkId: "p2"})
+				return err
+			}},
+		{"create park", admins, restCall("POST", "/api/v1/parks", func(n int) any { return map[string]any{"id": fmt.Sprintf("new-%d", n), "name": "New"} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.CreatePark(ctx, &pb.CreateParkRequest{Park: &pb.Park{Id: fmt.Sprintf("new-%d", n), Name: "New"}})
+				return err
+			}},
+		{"update own park", writers, restCall("PATCH", "/api/v1/parks/p1", func(n int) any { return map[string]any{"province": fmt.Sprintf("Hunan %d", n)} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.UpdatePark(ctx, &pb.UpdateParkRequest{Park: &pb.Park{Id: "p1", Province: fmt.Sprint(n)}})
+				return err
+			}},
+		{"update other park", admins, restCall("PATCH", "/api/v1/parks/p2", func(n int) any { return map[string]any{"province": fmt.Sprintf("Hunan %d", n)} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.UpdatePark(ctx, &pb.UpdateParkRequest{Park: &pb.Park{Id: "p2", Province: fmt.Sprint(n)}})
+				return err
+			}},
+		{"delete park", admins, func(ts *testServer, tok string, n int) int {
+			id := fmt.Sprintf("del-%d", n)
+			ts.must(201, "POST", "/api/v1/parks", testAdminToken, map[string]any{"id": id, "name": "Doomed"})
+			code, _, _ := ts.do("DELETE", "/api/v1/parks/"+id, tok, nil)
+			return code
+		}, func(ts *testServer, ctx context.Context, n int) error {
+			id := fmt.Sprintf("del-%d", n)
+			ts.must(201, "POST", "/api/v1/parks", testAdminToken, map[string]any{"id": id, "name": "Doomed"})
+			_, err := ts.reg.DeletePark(ctx, &pb.DeleteParkRequest{ParkId: id})
+			return err
+		}},
+		{"create enterprise", writers, restCall("POST", "/api/v1/parks/p1/enterprises", func(n int) any { return map[string]any{"id": fmt.Sprintf("ne-%d", n), "name": "E"} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.CreateEnterprise(ctx, &pb.CreateEnterpriseRequest{ParkId: "p1", Enterprise: &pb.Enterprise{Id: fmt.Sprintf("ne-%d", n), Name: "E"}})
+				return err
+			}},
+		{"get own enterprise", entReader, restCall("GET", "/api/v1/parks/p1/enterprises/e1?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetEnterprise(ctx, &pb.GetEnterpriseRequest{ParkId: "p1", EnterpriseId: "e1"})
+				return err
+			}},
+		{"get another enterprise", readers, restCall("GET", "/api/v1/parks/p1/enterprises/e2?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetEnterprise(ctx, &pb.GetEnterpriseRequest{ParkId: "p1", EnterpriseId: "e2"})
+				return err
+			}},
+		{"list enterprises", entReader, restCall("GET", "/api/v1/parks/p1/enterprises?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListEnterprises(ctx, &pb.ListEnterprisesRequest{ParkId: "p1"})
+				return err
+			}},
+		{"list other park's enterprises", admins, restCall("GET", "/api/v1/parks/p2/enterprises?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListEnterprises(ctx, &pb.ListEnterprisesRequest{ParkId: "p2"})
+				return err
+			}},
+		{"update enterprise", writers, restCall("PATCH", "/api/v1/parks/p1/enterprises/e1", func(n int) any { return map[string]any{"industry_code": fmt.Sprintf("C%d", n%100)} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.UpdateEnterprise(ctx, &pb.UpdateEnterpriseRequest{ParkId: "p1", Enterprise: &pb.Enterprise{Id: "e1", IndustryCode: fmt.Sprintf("C%d", n%100)}})
+				return err
+			}},
+		{"create meter", writers, restCall("POST", "/api/v1/parks/p1/meters", func(n int) any { return meterBody(fmt.Sprintf("nm-%d", n)) }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.CreateMeter(ctx, &pb.CreateMeterRequest{ParkId: "p1", Meter: &pb.Meter{Id: fmt.Sprintf("nm-%d", n), Carrier: "electricity", Unit: "kWh", EnterpriseId: "e1"}})
+				return err
+			}},
+		{"create meter in other park", admins, restCall("POST", "/api/v1/parks/p2/meters", func(n int) any {
+			return map[string]any{"id": fmt.Sprintf("nm-%d", n), "carrier": "electricity", "unit": "kWh"}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.reg.CreateMeter(ctx, &pb.CreateMeterRequest{ParkId: "p2", Meter: &pb.Meter{Id: fmt.Sprintf("nm-%d", n), Carrier: "electricity", Unit: "kWh"}})
+			return err
+		}},
+		{"get own enterprise's meter", entReader, restCall("GET", "/api/v1/parks/p1/meters/m-e1?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetMeter(ctx, &pb.GetMeterRequest{ParkId: "p1", MeterId: "m-e1"})
+				return err
+			}},
+		{"get another enterprise's meter", readers, restCall("GET", "/api/v1/parks/p1/meters/m-e2?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetMeter(ctx, &pb.GetMeterRequest{ParkId: "p1", MeterId: "m-e2"})
+				return err
+			}},
+		{"get park-level meter", readers, restCall("GET", "/api/v1/parks/p1/meters/m-park?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetMeter(ctx, &pb.GetMeterRequest{ParkId: "p1", MeterId: "m-park"})
+				return err
+			}},
+		{"get other park's meter", admins, restCall("GET", "/api/v1/parks/p2/meters/m-p2?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.GetMeter(ctx, &pb.GetMeterRequest{ParkId: "p2", MeterId: "m-p2"})
+				return err
+			}},
+		{"list meters", entReader, restCall("GET", "/api/v1/parks/p1/meters?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListMeters(ctx, &pb.ListMetersRequest{ParkId: "p1"})
+				return err
+			}},
+		{"list another enterprise's meters", readers, restCall("GET", "/api/v1/parks/p1/meters?enterprise_id=e2&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListMeters(ctx, &pb.ListMetersRequest{ParkId: "p1", EnterpriseId: "e2"})
+				return err
+			}},
+		{"list other park's meters", admins, restCall("GET", "/api/v1/parks/p2/meters?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListMeters(ctx, &pb.ListMetersRequest{ParkId: "p2"})
+				return err
+			}},
+		{"update meter", writers, restCall("PATCH", "/api/v1/parks/p1/meters/m-e1", func(n int) any { return map[string]any{"interval_seconds": 60 + n} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.UpdateMeter(ctx, &pb.UpdateMeterRequest{ParkId: "p1", Meter: &pb.Meter{Id: "m-e1", IntervalSeconds: int32(60 + n)}})
+				return err
+			}},
+		{"create gateway", writers, restCall("POST", "/api/v1/parks/p1/gateways", func(n int) any { return map[string]any{"id": fmt.Sprintf("ng-%d", n)} }),
+			func(ts *testServer, ctx context.Context, n int) error {
+				_, err := ts.reg.CreateGateway(ctx, &pb.CreateGatewayRequest{ParkId: "p1", Gateway: &pb.Gateway{Id: fmt.Sprintf("ng-%d", n)}})
+				return err
+			}},
+		{"list gateways", readers, restCall("GET", "/api/v1/parks/p1/gateways?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListGateways(ctx, &pb.ListGatewaysRequest{ParkId: "p1"})
+				return err
+			}},
+		{"list other park's gateways", admins, restCall("GET", "/api/v1/parks/p2/gateways?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.reg.ListGateways(ctx, &pb.ListGatewaysRequest{ParkId: "p2"})
+				return err
+			}},
+		{"create token", admins, restCall("POST", "/api/v1/tokens", func(n int) any {
+			return map[string]any{"role": "auditor", "park_ids": []string{"p1"}, "name": fmt.Sprint(n)}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.tokens.CreateToken(ctx, &pb.CreateTokenRequest{Role: "auditor", ParkIds: []string{"p1"}, Name: fmt.Sprint(n)})
+			return err
+		}},
+	}
+}
+
+// TestAuthorizationMatrix runs every registry operation as every role over both transports
+// and checks allowed calls succeed, out-of-scope calls get 403 / PermissionDenied, and calls
+// without a valid token get 401 / Unauthenticated.
+func TestAuthorizationMatrix(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	f := seed(t, ts)
+	roles := []string{"none", "bogus", "admin", "operator", "auditor", "enterprise", "gateway"}
+	n, cases := 0, 0
+	for _, op := range operations() {
+		for _, role := range roles {
+			wantCode, wantHTTP := codes.PermissionDenied, 403
+			switch {
+			case role == "none" || role == "bogus":
+				wantCode, wantHTTP = codes.Unauthenticated, 401
+			case slices.Contains(op.allowed, role):
+				wantCode, wantHTTP = codes.OK, 0
+			}
+			t.Run(op.name+"/"+role+"/rest", func(t *testing.T) {
+				n++
+				cases++
+				code := op.rest(ts, f.tokens[role], n)
+				if wantHTTP == 0 && (code < 200 || code > 299) || wantHTTP != 0 && code != wantHTTP {
+					t.Errorf("status %d, want %s", code, httpWant(wantHTTP))
+				}
+			})
+			t.Run(op.name+"/"+role+"/grpc", func(t *testing.T) {
+				n++
+				cases++
+				err := op.grpc(ts, withToken(f.tokens[role]), n)
+				if got := status.Code(err); got != wantCode {
+					t.Errorf("code %v (%v), want %v", got, err, wantCode)
+				}
+			})
+		}
+	}
+	t.Logf("authorization matrix: %d operations x %d principals x 2 transports = %d cases", len(operations()), len(roles), cases)
+}
+
+func httpWant(c int) string {
+	if c == 0 {
+		return "2xx"
+	}
+	return fmt.Sprint(c)
+}
+
+// TestScopedListsAreFiltered checks that what a scoped token lists is only what it may see.
+func TestScopedListsAreFiltered(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	f := seed(t, ts)
+	ids := func(out map[string]any, key string) []string {
+		var got []string
+		items, _ := out[key].([]any)
+		for _, it := range items {
+			got = append(got, it.(map[string]any)["id"].(string))
+		}
+		slices.Sort(got)
+		return got
+	}
+	for _, tt := range []struct {
+		role, path, key string
+		want            []string
+	}{
+		{"enterprise", "/api/v1/parks/p1/meters", "meters", []string{"m-e1"}},
+		{"enterprise", "/api/v1/parks/p1/enterprises", "enterprises", []string{"e1"}},
+		{"operator", "/api/v1/parks/p1/meters", "meters", []string{"m-e1", "m-e2", "m-park"}},
+		{"operator", "/api/v1/parks", "parks", []string{"p1"}},
+		{"auditor", "/api/v1/parks", "parks", []string{"p1"}},
+		{"gateway", "/api/v1/parks", "parks", nil},
+		{"admin", "/api/v1/parks", "parks", []string{"p1", "p2"}},
+	} {
+		out := ts.must(200, "GET", tt.path, f.tokens[tt.role], nil)
+		if got := ids(out, tt.key); !slices.Equal(got, tt.want) {
+			t.Errorf("%s GET %s: %v, want %v", tt.role, tt.path, got, tt.want)
+		}
+	}
+	// Over gRPC too.
+	resp, err := ts.reg.ListMeters(withToken(f.tokens["enterprise"]), &pb.ListMetersRequest{ParkId: "p1"})
+	if err != nil || len(resp.GetMeters()) != 1 || resp.GetMeters()[0].GetId() != "m-e1" {
+		t.Fatalf("enterprise ListMeters over gRPC = %v, %v; want only m-e1", resp, err)
+	}
+}
