@@ -106,9 +106,9 @@ func (c *mosquittoACLCmd) Run(ctx context.Context) error {
 }
 
 var cli struct {
-	Serve        serveCmd        `cmd:"" help:"Run the platform (every role unless --roles says otherwise)."`
-	Migrate      migrateCmd      `cmd:"" help:"Apply pending database migrations and exit."`
-	Token        struct {
+	Serve   serveCmd   `cmd:"" help:"Run the platform (every role unless --roles says otherwise)."`
+	Migrate migrateCmd `cmd:"" help:"Apply pending database migrations and exit."`
+	Token   struct {
 		Create tokenCreateCmd `cmd:"" help:"Issue a bearer token and print it once."`
 	} `cmd:"" help:"Manage API tokens."`
 	MosquittoACL mosquittoACLCmd `cmd:"" name:"mosquitto-acl" help:"Write a Mosquitto password file and ACL file from the registry."`
