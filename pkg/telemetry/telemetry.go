@@ -265,8 +265,9 @@ func EncodeProto(b Batch) ([]byte, error) {
 	return proto.Marshal(m)
 }
 
-// Ack is the collector's application-level acknowledgement: every batch of the gateway up to
-// and including Seq is durably stored.
+// Ack is the collector's application-level acknowledgement that batch Seq of the gateway is
+// durably handled (stored, or kept as a dead letter). It acknowledges that batch alone: several
+// collectors share the subscription and acknowledge independently.
 type Ack struct {
 	Seq uint64 `json:"seq"`
 }

@@ -54,3 +54,8 @@ func ParseTopic(topic string) (Topic, error) {
 	}
 	return t, nil
 }
+
+func toValidUTF8(p []byte) string {
+	// PostgreSQL text cannot hold NUL either.
+	return strings.ReplaceAll(strings.ToValidUTF8(string(p), "\uFFFD"), "\x00", "\uFFFD")
+}

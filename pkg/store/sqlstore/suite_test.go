@@ -39,6 +39,8 @@ func testStore(t *testing.T, open opener) {
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"Service", testService},
 		{"ForeignKeys", testForeignKeys},
+		{"DeadLetters", testDeadLetters},
+		{"GatewaySequences", testGatewaySequences},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
