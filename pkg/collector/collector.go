@@ -109,9 +109,11 @@ type Collector struct {
 	flushes chan []*job
 	metrics *metrics
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	subscribed chan struct{} // closed after the first successful SUBSCRIBE
+	subOnce    sync.Once
 }
 
 // job is one MQTT message on its way through the collector.
@@ -143,6 +145,8 @@ func New(opts Options) (*Collector, error) {
 		in:      make(chan *job, 1024),
 		flushes: make(chan []*job, opts.Writers),
 		metrics: newMetrics(opts.Registerer),
+
+		subscribed: make(chan struct{}),
 	}
 	return c, nil
 }
@@ -193,7 +197,26 @@ func (c *Collector) onConnect(cl paho.Client) {
 			return
 		}
 		c.log.Info("collector subscribed", "client_id", c.opts.ClientID)
+		c.subOnce.Do(func() { close(c.subscribed) })
 	}()
+}
+
+// Subscribed is closed once the collector's subscription is in place. The broker keeps
+// messages for the subscription from then on; before the first subscription of the group,
+// there is nobody to keep them for (the agents resend what is not acknowledged).
+func (c *Collector) Subscribed() <-chan struct{} { return c.subscribed }
+
+// Ready reports whether the collector is connected and subscribed.
+func (c *Collector) Ready() error {
+	select {
+	case <-c.subscribed:
+	default:
+		return errors.New("not subscribed yet")
+	}
+	if c.client == nil || !c.client.IsConnectionOpen() {
+		return errors.New("not connected to the broker")
+	}
+	return nil
 }
 
 // Close stops the collector. Messages not yet acknowledged stay with the broker, which

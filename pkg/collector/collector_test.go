@@ -101,6 +101,11 @@ func (r *rig) startCollector(id string) {
 	}
 	r.coll = c
 	r.t.Cleanup(func() { _ = c.Close() })
+	select {
+	case <-c.Subscribed():
+	case <-time.After(20 * time.Second):
+		r.t.Fatal("collector did not subscribe")
+	}
 }
 
 func mustDo(t *testing.T, f func() error) {
