@@ -74,24 +74,19 @@ func (c *meterCache) lookup(ctx context.Context, park, meter string) (m registry
 }
 
 func (c *meterCache) load(ctx context.Context, park string, pm *parkMeters) error {
-	meters := map[string]registry.Meter{}
-	page := registry.Page{Size: registry.MaxPageSize}
-	for {
-		ms, err := c.src.ListMeters(ctx, registry.MeterFilter{ParkID: park}, page)
-		if errors.Is(err, registry.ErrNotFound) {
-			pm.meters, pm.known, pm.loaded = nil, false, c.now()
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("load meters of park %s: %w", park, err)
-		}
-		for _, m := range ms {
-			meters[m.ID] = m
-		}
-		if len(ms) < page.Size {
-			break
-		}
-		page.After = ms[len(ms)-1].ID
+	ms, err := registry.All(func(p registry.Page) ([]registry.Meter, error) {
+		return c.src.ListMeters(ctx, registry.MeterFilter{ParkID: park}, p)
+	}, func(m registry.Meter) string { return m.ID })
+	if errors.Is(err, registry.ErrNotFound) {
+		pm.meters, pm.known, pm.loaded = nil, false, c.now()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load meters of park %s: %w", park, err)
+	}
+	meters := make(map[string]registry.Meter, len(ms))
+	for _, m := range ms {
+		meters[m.ID] = m
 	}
 	pm.meters, pm.known, pm.loaded = meters, true, c.now()
 	return nil

@@ -259,3 +259,25 @@ func (s *Service) ListGateways(ctx context.Context, parkID string, page Page) ([
 	}
 	return s.Store.ListGateways(ctx, parkID, normPage(page))
 }
+
+// All reads every page of a keyset-paginated list.
+func All[T any](list func(Page) ([]T, error), id func(T) string) ([]T, error) {
+	var out []T
+	page := Page{Size: MaxPageSize}
+	for {
+		items, err := list(page)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if len(items) < page.Size {
+			return out, nil
+		}
+		page.After = id(items[len(items)-1])
+	}
+}
+
+// AllMeters returns every meter matching f.
+func (s *Service) AllMeters(ctx context.Context, f MeterFilter) ([]Meter, error) {
+	return All(func(p Page) ([]Meter, error) { return s.ListMeters(ctx, f, p) }, func(m Meter) string { return m.ID })
+}

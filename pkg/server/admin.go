@@ -77,13 +77,13 @@ func WriteMosquittoFiles(ctx context.Context, cfg config.Config, dir string, log
 	defer st.Close()
 	svc := &registry.Service{Store: st}
 	var gws []registry.Gateway
-	parks, err := allPages(func(p registry.Page) ([]registry.Park, error) { return svc.ListParks(ctx, p) },
+	parks, err := registry.All(func(p registry.Page) ([]registry.Park, error) { return svc.ListParks(ctx, p) },
 		func(p registry.Park) string { return p.ID })
 	if err != nil {
 		return err
 	}
 	for _, p := range parks {
-		g, err := allPages(func(pg registry.Page) ([]registry.Gateway, error) { return svc.ListGateways(ctx, p.ID, pg) },
+		g, err := registry.All(func(pg registry.Page) ([]registry.Gateway, error) { return svc.ListGateways(ctx, p.ID, pg) },
 			func(g registry.Gateway) string { return g.ID })
 		if err != nil {
 			return err
@@ -110,23 +110,6 @@ func WriteMosquittoFiles(ctx context.Context, cfg config.Config, dir string, log
 	}
 	logger.Info("mosquitto files written", "dir", dir, "gateways", len(gws))
 	return nil
-}
-
-// allPages reads every page of a keyset-paginated list.
-func allPages[T any](list func(registry.Page) ([]T, error), id func(T) string) ([]T, error) {
-	var out []T
-	page := registry.Page{Size: registry.MaxPageSize}
-	for {
-		items, err := list(page)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-		if len(items) < page.Size {
-			return out, nil
-		}
-		page.After = id(items[len(items)-1])
-	}
 }
 
 func tokenRequestPB(r TokenRequest) *pb.CreateTokenRequest {

@@ -97,12 +97,18 @@ func (r *readiness) Collect(ch chan<- prometheus.Metric) {
 var depUpDesc = prometheus.NewDesc("parkcarbon_dependency_up",
 	"1 when the dependency passed its last readiness check.", []string{"dependency"}, nil)
 
-func metricsHandler(r *readiness) fiber.Handler {
+// newMetricsRegistry returns the process's Prometheus registry with the Go, process and
+// readiness collectors; components register their own metrics on it.
+func newMetricsRegistry(r *readiness) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		r,
 	)
+	return reg
+}
+
+func metricsHandler(reg *prometheus.Registry) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 }

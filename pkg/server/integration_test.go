@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/parkcarbon/parkcarbon/pkg/localsvc"
 )
@@ -22,7 +23,13 @@ func TestReadyWithRealInfluxDB(t *testing.T) {
 	cfg.Influx.URL = influx.URL
 	cfg.Influx.Bucket = influx.Bucket
 	ts := startServer(t, cfg)
-	code, out, _ := ts.do("GET", "/readyz", "", nil)
+	var code int
+	var out map[string]any
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if code, out, _ = ts.do("GET", "/readyz", "", nil); code == 200 {
+			break
+		}
+	}
 	if code != 200 || out["status"] != "ready" {
 		t.Fatalf("readyz with InfluxDB at %s: %d %v", influx.URL, code, out)
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -26,9 +26,11 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/api/rest"
 	"github.com/parkcarbon/parkcarbon/pkg/auth"
 	"github.com/parkcarbon/parkcarbon/pkg/broker"
+	"github.com/parkcarbon/parkcarbon/pkg/collector"
 	"github.com/parkcarbon/parkcarbon/pkg/config"
 	pb "github.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
+	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
 )
 
@@ -44,8 +46,10 @@ type Server struct {
 	Registry *registry.Service
 	Authn    *auth.Authenticator
 
-	influx   influxdb2.Client
-	broker   *broker.Broker
+	Influx    *influx.Store
+	collector *collector.Collector
+	metrics   *prometheus.Registry
+	broker    *broker.Broker
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *fiber.App
@@ -77,15 +81,24 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		_ = st.Close()
 		return nil, err
 	}
-	s.influx = influxdb2.NewClientWithOptions(cfg.Influx.URL, cfg.Influx.Token,
-		influxdb2.DefaultOptions().SetHTTPRequestTimeout(5))
-	s.ready = newReadiness(map[string]check{
+	s.Influx = influx.New(influx.Options{URL: cfg.Influx.URL, Token: cfg.Influx.Token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket})
+	checks := map[string]check{
 		"sql":      st.Ping,
 		"influxdb": s.pingInflux,
 		"mqtt":     s.pingMQTT,
-	})
+	}
+	if cfg.HasRole(config.RoleCollector) {
+		checks["collector"] = func(context.Context) error {
+			if s.collector == nil {
+				return errors.New("not started")
+			}
+			return s.collector.Ready()
+		}
+	}
+	s.ready = newReadiness(checks)
+	s.metrics = newMetricsRegistry(s.ready)
 	if err := s.build(); err != nil {
-		s.influx.Close()
+		s.Influx.Close()
 		_ = st.Close()
 		return nil, err
 	}
@@ -132,6 +145,7 @@ func (s *Server) build() error {
 	api := s.cfg.HasRole(config.RoleAPI)
 	reg := &grpcapi.Registry{Service: s.Registry}
 	authSvc := &grpcapi.Auth{Tokens: s.Store, Registry: s.Registry, Now: time.Now}
+	telSvc := &grpcapi.Telemetry{Registry: s.Registry, Readings: s.Influx, Ledger: s.Store}
 
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryInterceptor(s.Authn, s.logger)),
@@ -143,7 +157,8 @@ func (s *Server) build() error {
 	if api {
 		pb.RegisterRegistryServiceServer(s.grpc, reg)
 		pb.RegisterAuthServiceServer(s.grpc, authSvc)
-		s.http = rest.New(rest.Options{Registry: reg, Auth: authSvc, Authn: s.Authn, Logger: s.logger})
+		pb.RegisterTelemetryServiceServer(s.grpc, telSvc)
+		s.http = rest.New(rest.Options{Registry: reg, Auth: authSvc, Telemetry: telSvc, Authn: s.Authn, Logger: s.logger})
 	} else {
 		s.http = fiber.New(fiber.Config{DisableStartupMessage: true})
 	}
@@ -151,7 +166,7 @@ func (s *Server) build() error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
 	s.http.Get("/readyz", s.ready.handler)
-	s.http.Get("/metrics", metricsHandler(s.ready))
+	s.http.Get("/metrics", metricsHandler(s.metrics))
 
 	if s.cfg.MQTTURL == "" && s.cfg.MQTTAddr != "" {
 		pass, err := s.servicePassword()
@@ -204,6 +219,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.broker != nil {
 		if err = s.broker.Start(ctx); err != nil {
 			return fmt.Errorf("start embedded broker: %w", err)
+		}
+	}
+	if s.cfg.HasRole(config.RoleCollector) {
+		if err = s.startCollector(ctx); err != nil {
+			return err
 		}
 	}
 	if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
@@ -268,13 +288,18 @@ func (s *Server) Close() error {
 		if err := s.http.ShutdownWithTimeout(5 * time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
+		if s.collector != nil {
+			if err := s.collector.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop collector: %w", err))
+			}
+		}
 		if s.broker != nil {
 			if err := s.broker.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("stop broker: %w", err))
 			}
 		}
 		s.wg.Wait()
-		s.influx.Close()
+		s.Influx.Close()
 		if err := s.Store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
@@ -299,14 +324,56 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 }
 
 func (s *Server) pingInflux(ctx context.Context) error {
-	ok, err := s.influx.Ping(ctx)
-	if err != nil {
+	if err := s.Influx.Ping(ctx); err != nil {
 		return fmt.Errorf("ping %s: %w", s.cfg.Influx.URL, err)
 	}
-	if !ok {
-		return fmt.Errorf("ping %s: not ready", s.cfg.Influx.URL)
-	}
 	return nil
+}
+
+// startCollector joins the collectors' shared subscription on the embedded or external broker.
+func (s *Server) startCollector(ctx context.Context) error {
+	url := s.cfg.MQTTURL
+	if url == "" {
+		url = "tcp://" + s.MQTTAddr()
+	}
+	pass, err := s.servicePassword()
+	if err != nil {
+		return err
+	}
+	id, err := s.collectorID()
+	if err != nil {
+		return err
+	}
+	s.collector, err = collector.New(collector.Options{
+		BrokerURL: url, Username: ServiceUser, Password: pass, ClientID: id,
+		Meters: s.Registry, Writer: s.Influx, Ledger: s.Store,
+		Logger: s.logger.With("component", "collector"), Registerer: s.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	return s.collector.Start(ctx)
+}
+
+// collectorID is this instance's MQTT client id, kept in the data directory so that a
+// restarted collector resumes its persistent session (and the messages it had not yet
+// acknowledged).
+func (s *Server) collectorID() (string, error) {
+	path := filepath.Join(s.cfg.DataDir, "collector-id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read collector id: %w", err)
+	}
+	suffix, err := auth.NewSecret("")
+	if err != nil {
+		return "", err
+	}
+	id := "parkcarbon-collector-" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(suffix))[:12]
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write collector id: %w", err)
+	}
+	return id, nil
 }
 
 func (s *Server) pingMQTT(ctx context.Context) error {

@@ -27,8 +27,9 @@ const MaxBodyBytes = 1 << 20
 
 // Options wires the facade to the service implementations.
 type Options struct {
-	Registry pb.RegistryServiceServer
-	Auth     pb.AuthServiceServer
+	Registry  pb.RegistryServiceServer
+	Auth      pb.AuthServiceServer
+	Telemetry pb.TelemetryServiceServer
 	Authn    *auth.Authenticator
 	Logger   *slog.Logger
 }
@@ -47,6 +48,7 @@ func New(opts Options) *fiber.App {
 	})
 	api := app.Group("/api/v1", logRequests(opts.Logger), authenticate(opts.Authn))
 	registerRegistry(api, opts.Registry)
+	registerTelemetry(api, opts.Telemetry)
 	api.Post("/tokens", handle(func(c *fiber.Ctx) (*pb.CreateTokenRequest, error) {
 		req := &pb.CreateTokenRequest{}
 		return req, decodeBody(c.Body(), req)
@@ -245,4 +247,20 @@ func codeName(c codes.Code) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+func registerTelemetry(api fiber.Router, s pb.TelemetryServiceServer) {
+	api.Get("/parks/:park/meters/:id/readings", handle(func(c *fiber.Ctx) (*pb.ListReadingsRequest, error) {
+		return &pb.ListReadingsRequest{ParkId: c.Params("park"), MeterId: c.Params("id"), From: c.Query("from"), To: c.Query("to")}, nil
+	}, s.ListReadings, http.StatusOK))
+	api.Get("/parks/:park/dead-letters", handle(func(c *fiber.Ctx) (*pb.ListDeadLettersRequest, error) {
+		size, err := queryInt("page_size", c.Query("page_size"))
+		return &pb.ListDeadLettersRequest{ParkId: c.Params("park"), PageSize: size, PageToken: c.Query("page_token")}, err
+	}, s.ListDeadLetters, http.StatusOK))
+	api.Get("/parks/:park/completeness", handle(func(c *fiber.Ctx) (*pb.GetCompletenessRequest, error) {
+		return &pb.GetCompletenessRequest{ParkId: c.Params("park"), From: c.Query("from"), To: c.Query("to")}, nil
+	}, s.GetCompleteness, http.StatusOK))
+	api.Get("/parks/:park/gateway-status", handle(func(c *fiber.Ctx) (*pb.ListGatewayStatusRequest, error) {
+		return &pb.ListGatewayStatusRequest{ParkId: c.Params("park")}, nil
+	}, s.ListGatewayStatus, http.StatusOK))
 }

@@ -178,6 +178,805 @@ func (x *Reading) GetQuality() string {
 	return ""
 }
 
+type ListReadingsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ParkId  string                 `protobuf:"bytes,1,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	MeterId string                 `protobuf:"bytes,2,opt,name=meter_id,json=meterId,proto3" json:"meter_id,omitempty"`
+	// RFC 3339, or YYYY-MM-DD for local midnight in the park's time zone.
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// Exclusive; same forms as from.
+	To            string `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReadingsRequest) Reset() {
+	*x = ListReadingsRequest{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReadingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReadingsRequest) ProtoMessage() {}
+
+func (x *ListReadingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReadingsRequest.ProtoReflect.Descriptor instead.
+func (*ListReadingsRequest) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListReadingsRequest) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+func (x *ListReadingsRequest) GetMeterId() string {
+	if x != nil {
+		return x.MeterId
+	}
+	return ""
+}
+
+func (x *ListReadingsRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ListReadingsRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type StoredReading struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RFC 3339 in the park's time zone.
+	Ts            string  `protobuf:"bytes,1,opt,name=ts,proto3" json:"ts,omitempty"`
+	Value         float64 `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredReading) Reset() {
+	*x = StoredReading{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredReading) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredReading) ProtoMessage() {}
+
+func (x *StoredReading) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredReading.ProtoReflect.Descriptor instead.
+func (*StoredReading) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StoredReading) GetTs() string {
+	if x != nil {
+		return x.Ts
+	}
+	return ""
+}
+
+func (x *StoredReading) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type ListReadingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ParkId        string                 `protobuf:"bytes,1,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	MeterId       string                 `protobuf:"bytes,2,opt,name=meter_id,json=meterId,proto3" json:"meter_id,omitempty"`
+	Unit          string                 `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	Readings      []*StoredReading       `protobuf:"bytes,4,rep,name=readings,proto3" json:"readings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReadingsResponse) Reset() {
+	*x = ListReadingsResponse{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReadingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReadingsResponse) ProtoMessage() {}
+
+func (x *ListReadingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReadingsResponse.ProtoReflect.Descriptor instead.
+func (*ListReadingsResponse) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListReadingsResponse) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+func (x *ListReadingsResponse) GetMeterId() string {
+	if x != nil {
+		return x.MeterId
+	}
+	return ""
+}
+
+func (x *ListReadingsResponse) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *ListReadingsResponse) GetReadings() []*StoredReading {
+	if x != nil {
+		return x.Readings
+	}
+	return nil
+}
+
+type ListDeadLettersRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ParkId   string                 `protobuf:"bytes,1,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	PageSize int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The id of the last dead letter of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListDeadLettersRequest) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type DeadLetter struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	ParkId    string                 `protobuf:"bytes,2,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	GatewayId string                 `protobuf:"bytes,3,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	Topic     string                 `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
+	Seq       uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Set when one reading was refused; empty for a whole message.
+	MeterId string `protobuf:"bytes,6,opt,name=meter_id,json=meterId,proto3" json:"meter_id,omitempty"`
+	Reason  string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// As received, cut to 64 KiB.
+	Payload       string `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
+	PayloadBytes  int64  `protobuf:"varint,9,opt,name=payload_bytes,json=payloadBytes,proto3" json:"payload_bytes,omitempty"`
+	ReceivedAt    string `protobuf:"bytes,10,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeadLetter) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetGatewayId() string {
+	if x != nil {
+		return x.GatewayId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetMeterId() string {
+	if x != nil {
+		return x.MeterId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetPayloadBytes() int64 {
+	if x != nil {
+		return x.PayloadBytes
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetReceivedAt() string {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return ""
+}
+
+type ListDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeadLetters   []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+func (x *ListDeadLettersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetCompletenessRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ParkId string                 `protobuf:"bytes,1,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	// Calendar days in the park's time zone: YYYY-MM-DD or RFC 3339; to is exclusive.
+	From          string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCompletenessRequest) Reset() {
+	*x = GetCompletenessRequest{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCompletenessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCompletenessRequest) ProtoMessage() {}
+
+func (x *GetCompletenessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCompletenessRequest.ProtoReflect.Descriptor instead.
+func (*GetCompletenessRequest) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetCompletenessRequest) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+func (x *GetCompletenessRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *GetCompletenessRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+// MeterDay is one meter's completeness on one calendar day.
+type MeterDay struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	MeterId string                 `protobuf:"bytes,1,opt,name=meter_id,json=meterId,proto3" json:"meter_id,omitempty"`
+	// YYYY-MM-DD.
+	Day      string `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"`
+	Received int64  `protobuf:"varint,3,opt,name=received,proto3" json:"received,omitempty"`
+	// Readings expected from the meter's interval_seconds.
+	Expected int64 `protobuf:"varint,4,opt,name=expected,proto3" json:"expected,omitempty"`
+	// received ÷ expected.
+	Completeness  float64 `protobuf:"fixed64,5,opt,name=completeness,proto3" json:"completeness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeterDay) Reset() {
+	*x = MeterDay{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeterDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeterDay) ProtoMessage() {}
+
+func (x *MeterDay) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeterDay.ProtoReflect.Descriptor instead.
+func (*MeterDay) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MeterDay) GetMeterId() string {
+	if x != nil {
+		return x.MeterId
+	}
+	return ""
+}
+
+func (x *MeterDay) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *MeterDay) GetReceived() int64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *MeterDay) GetExpected() int64 {
+	if x != nil {
+		return x.Expected
+	}
+	return 0
+}
+
+func (x *MeterDay) GetCompleteness() float64 {
+	if x != nil {
+		return x.Completeness
+	}
+	return 0
+}
+
+type GetCompletenessResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ParkId        string                 `protobuf:"bytes,1,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	Days          []*MeterDay            `protobuf:"bytes,2,rep,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCompletenessResponse) Reset() {
+	*x = GetCompletenessResponse{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCompletenessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCompletenessResponse) ProtoMessage() {}
+
+func (x *GetCompletenessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCompletenessResponse.ProtoReflect.Descriptor instead.
+func (*GetCompletenessResponse) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetCompletenessResponse) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+func (x *GetCompletenessResponse) GetDays() []*MeterDay {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+type ListGatewayStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ParkId        string                 `protobuf:"bytes,1,opt,name=park_id,json=parkId,proto3" json:"park_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGatewayStatusRequest) Reset() {
+	*x = ListGatewayStatusRequest{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGatewayStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGatewayStatusRequest) ProtoMessage() {}
+
+func (x *ListGatewayStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGatewayStatusRequest.ProtoReflect.Descriptor instead.
+func (*ListGatewayStatusRequest) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListGatewayStatusRequest) GetParkId() string {
+	if x != nil {
+		return x.ParkId
+	}
+	return ""
+}
+
+// GatewayStatus is a gateway's batch sequence state as the collectors saw it.
+type GatewayStatus struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GatewayId string                 `protobuf:"bytes,1,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	// Every batch up to this sequence has arrived.
+	ContiguousSeq uint64 `protobuf:"varint,2,opt,name=contiguous_seq,json=contiguousSeq,proto3" json:"contiguous_seq,omitempty"`
+	MaxSeq        uint64 `protobuf:"varint,3,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	// Sequences between contiguous_seq and max_seq not (yet) received.
+	Missing uint64 `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`
+	// When the oldest open gap appeared; empty when none.
+	GapSince      string `protobuf:"bytes,5,opt,name=gap_since,json=gapSince,proto3" json:"gap_since,omitempty"`
+	Batches       int64  `protobuf:"varint,6,opt,name=batches,proto3" json:"batches,omitempty"`
+	UpdatedAt     string `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayStatus) Reset() {
+	*x = GatewayStatus{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayStatus) ProtoMessage() {}
+
+func (x *GatewayStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayStatus.ProtoReflect.Descriptor instead.
+func (*GatewayStatus) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GatewayStatus) GetGatewayId() string {
+	if x != nil {
+		return x.GatewayId
+	}
+	return ""
+}
+
+func (x *GatewayStatus) GetContiguousSeq() uint64 {
+	if x != nil {
+		return x.ContiguousSeq
+	}
+	return 0
+}
+
+func (x *GatewayStatus) GetMaxSeq() uint64 {
+	if x != nil {
+		return x.MaxSeq
+	}
+	return 0
+}
+
+func (x *GatewayStatus) GetMissing() uint64 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *GatewayStatus) GetGapSince() string {
+	if x != nil {
+		return x.GapSince
+	}
+	return ""
+}
+
+func (x *GatewayStatus) GetBatches() int64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *GatewayStatus) GetUpdatedAt() string {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return ""
+}
+
+type ListGatewayStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Gateways      []*GatewayStatus       `protobuf:"bytes,1,rep,name=gateways,proto3" json:"gateways,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGatewayStatusResponse) Reset() {
+	*x = ListGatewayStatusResponse{}
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGatewayStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGatewayStatusResponse) ProtoMessage() {}
+
+func (x *ListGatewayStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parkcarbon_v1_telemetry_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGatewayStatusResponse.ProtoReflect.Descriptor instead.
+func (*ListGatewayStatusResponse) Descriptor() ([]byte, []int) {
+	return file_parkcarbon_v1_telemetry_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListGatewayStatusResponse) GetGateways() []*GatewayStatus {
+	if x != nil {
+		return x.Gateways
+	}
+	return nil
+}
+
 var File_parkcarbon_v1_telemetry_proto protoreflect.FileDescriptor
 
 const file_parkcarbon_v1_telemetry_proto_rawDesc = "" +
@@ -194,7 +993,75 @@ const file_parkcarbon_v1_telemetry_proto_rawDesc = "" +
 	"\x05meter\x18\x01 \x01(\tR\x05meter\x12\x13\n" +
 	"\x05ts_ms\x18\x02 \x01(\x03R\x04tsMs\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x01R\x05value\x12\x18\n" +
-	"\aquality\x18\x04 \x01(\tR\aqualityBDZBgithub.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1;parkcarbonv1b\x06proto3"
+	"\aquality\x18\x04 \x01(\tR\aquality\"m\n" +
+	"\x13ListReadingsRequest\x12\x17\n" +
+	"\apark_id\x18\x01 \x01(\tR\x06parkId\x12\x19\n" +
+	"\bmeter_id\x18\x02 \x01(\tR\ameterId\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\tR\x02to\"5\n" +
+	"\rStoredReading\x12\x0e\n" +
+	"\x02ts\x18\x01 \x01(\tR\x02ts\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\"\x98\x01\n" +
+	"\x14ListReadingsResponse\x12\x17\n" +
+	"\apark_id\x18\x01 \x01(\tR\x06parkId\x12\x19\n" +
+	"\bmeter_id\x18\x02 \x01(\tR\ameterId\x12\x12\n" +
+	"\x04unit\x18\x03 \x01(\tR\x04unit\x128\n" +
+	"\breadings\x18\x04 \x03(\v2\x1c.parkcarbon.v1.StoredReadingR\breadings\"m\n" +
+	"\x16ListDeadLettersRequest\x12\x17\n" +
+	"\apark_id\x18\x01 \x01(\tR\x06parkId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x8f\x02\n" +
+	"\n" +
+	"DeadLetter\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
+	"\apark_id\x18\x02 \x01(\tR\x06parkId\x12\x1d\n" +
+	"\n" +
+	"gateway_id\x18\x03 \x01(\tR\tgatewayId\x12\x14\n" +
+	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x19\n" +
+	"\bmeter_id\x18\x06 \x01(\tR\ameterId\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x18\n" +
+	"\apayload\x18\b \x01(\tR\apayload\x12#\n" +
+	"\rpayload_bytes\x18\t \x01(\x03R\fpayloadBytes\x12\x1f\n" +
+	"\vreceived_at\x18\n" +
+	" \x01(\tR\n" +
+	"receivedAt\"\x7f\n" +
+	"\x17ListDeadLettersResponse\x12<\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\x19.parkcarbon.v1.DeadLetterR\vdeadLetters\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
+	"\x16GetCompletenessRequest\x12\x17\n" +
+	"\apark_id\x18\x01 \x01(\tR\x06parkId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\"\x93\x01\n" +
+	"\bMeterDay\x12\x19\n" +
+	"\bmeter_id\x18\x01 \x01(\tR\ameterId\x12\x10\n" +
+	"\x03day\x18\x02 \x01(\tR\x03day\x12\x1a\n" +
+	"\breceived\x18\x03 \x01(\x03R\breceived\x12\x1a\n" +
+	"\bexpected\x18\x04 \x01(\x03R\bexpected\x12\"\n" +
+	"\fcompleteness\x18\x05 \x01(\x01R\fcompleteness\"_\n" +
+	"\x17GetCompletenessResponse\x12\x17\n" +
+	"\apark_id\x18\x01 \x01(\tR\x06parkId\x12+\n" +
+	"\x04days\x18\x02 \x03(\v2\x17.parkcarbon.v1.MeterDayR\x04days\"3\n" +
+	"\x18ListGatewayStatusRequest\x12\x17\n" +
+	"\apark_id\x18\x01 \x01(\tR\x06parkId\"\xde\x01\n" +
+	"\rGatewayStatus\x12\x1d\n" +
+	"\n" +
+	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12%\n" +
+	"\x0econtiguous_seq\x18\x02 \x01(\x04R\rcontiguousSeq\x12\x17\n" +
+	"\amax_seq\x18\x03 \x01(\x04R\x06maxSeq\x12\x18\n" +
+	"\amissing\x18\x04 \x01(\x04R\amissing\x12\x1b\n" +
+	"\tgap_since\x18\x05 \x01(\tR\bgapSince\x12\x18\n" +
+	"\abatches\x18\x06 \x01(\x03R\abatches\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\tR\tupdatedAt\"U\n" +
+	"\x19ListGatewayStatusResponse\x128\n" +
+	"\bgateways\x18\x01 \x03(\v2\x1c.parkcarbon.v1.GatewayStatusR\bgateways2\x97\x03\n" +
+	"\x10TelemetryService\x12W\n" +
+	"\fListReadings\x12\".parkcarbon.v1.ListReadingsRequest\x1a#.parkcarbon.v1.ListReadingsResponse\x12`\n" +
+	"\x0fListDeadLetters\x12%.parkcarbon.v1.ListDeadLettersRequest\x1a&.parkcarbon.v1.ListDeadLettersResponse\x12`\n" +
+	"\x0fGetCompleteness\x12%.parkcarbon.v1.GetCompletenessRequest\x1a&.parkcarbon.v1.GetCompletenessResponse\x12f\n" +
+	"\x11ListGatewayStatus\x12'.parkcarbon.v1.ListGatewayStatusRequest\x1a(.parkcarbon.v1.ListGatewayStatusResponseBDZBgithub.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1;parkcarbonv1b\x06proto3"
 
 var (
 	file_parkcarbon_v1_telemetry_proto_rawDescOnce sync.Once
@@ -208,18 +1075,42 @@ func file_parkcarbon_v1_telemetry_proto_rawDescGZIP() []byte {
 	return file_parkcarbon_v1_telemetry_proto_rawDescData
 }
 
-var file_parkcarbon_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_parkcarbon_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_parkcarbon_v1_telemetry_proto_goTypes = []any{
-	(*ReadingBatch)(nil), // 0: parkcarbon.v1.ReadingBatch
-	(*Reading)(nil),      // 1: parkcarbon.v1.Reading
+	(*ReadingBatch)(nil),              // 0: parkcarbon.v1.ReadingBatch
+	(*Reading)(nil),                   // 1: parkcarbon.v1.Reading
+	(*ListReadingsRequest)(nil),       // 2: parkcarbon.v1.ListReadingsRequest
+	(*StoredReading)(nil),             // 3: parkcarbon.v1.StoredReading
+	(*ListReadingsResponse)(nil),      // 4: parkcarbon.v1.ListReadingsResponse
+	(*ListDeadLettersRequest)(nil),    // 5: parkcarbon.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                // 6: parkcarbon.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),   // 7: parkcarbon.v1.ListDeadLettersResponse
+	(*GetCompletenessRequest)(nil),    // 8: parkcarbon.v1.GetCompletenessRequest
+	(*MeterDay)(nil),                  // 9: parkcarbon.v1.MeterDay
+	(*GetCompletenessResponse)(nil),   // 10: parkcarbon.v1.GetCompletenessResponse
+	(*ListGatewayStatusRequest)(nil),  // 11: parkcarbon.v1.ListGatewayStatusRequest
+	(*GatewayStatus)(nil),             // 12: parkcarbon.v1.GatewayStatus
+	(*ListGatewayStatusResponse)(nil), // 13: parkcarbon.v1.ListGatewayStatusResponse
 }
 var file_parkcarbon_v1_telemetry_proto_depIdxs = []int32{
-	1, // 0: parkcarbon.v1.ReadingBatch.readings:type_name -> parkcarbon.v1.Reading
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1,  // 0: parkcarbon.v1.ReadingBatch.readings:type_name -> parkcarbon.v1.Reading
+	3,  // 1: parkcarbon.v1.ListReadingsResponse.readings:type_name -> parkcarbon.v1.StoredReading
+	6,  // 2: parkcarbon.v1.ListDeadLettersResponse.dead_letters:type_name -> parkcarbon.v1.DeadLetter
+	9,  // 3: parkcarbon.v1.GetCompletenessResponse.days:type_name -> parkcarbon.v1.MeterDay
+	12, // 4: parkcarbon.v1.ListGatewayStatusResponse.gateways:type_name -> parkcarbon.v1.GatewayStatus
+	2,  // 5: parkcarbon.v1.TelemetryService.ListReadings:input_type -> parkcarbon.v1.ListReadingsRequest
+	5,  // 6: parkcarbon.v1.TelemetryService.ListDeadLetters:input_type -> parkcarbon.v1.ListDeadLettersRequest
+	8,  // 7: parkcarbon.v1.TelemetryService.GetCompleteness:input_type -> parkcarbon.v1.GetCompletenessRequest
+	11, // 8: parkcarbon.v1.TelemetryService.ListGatewayStatus:input_type -> parkcarbon.v1.ListGatewayStatusRequest
+	4,  // 9: parkcarbon.v1.TelemetryService.ListReadings:output_type -> parkcarbon.v1.ListReadingsResponse
+	7,  // 10: parkcarbon.v1.TelemetryService.ListDeadLetters:output_type -> parkcarbon.v1.ListDeadLettersResponse
+	10, // 11: parkcarbon.v1.TelemetryService.GetCompleteness:output_type -> parkcarbon.v1.GetCompletenessResponse
+	13, // 12: parkcarbon.v1.TelemetryService.ListGatewayStatus:output_type -> parkcarbon.v1.ListGatewayStatusResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_parkcarbon_v1_telemetry_proto_init() }
@@ -233,9 +1124,9 @@ func file_parkcarbon_v1_telemetry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parkcarbon_v1_telemetry_proto_rawDesc), len(file_parkcarbon_v1_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   14,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_parkcarbon_v1_telemetry_proto_goTypes,
 		DependencyIndexes: file_parkcarbon_v1_telemetry_proto_depIdxs,
