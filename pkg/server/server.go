@@ -50,15 +50,15 @@ type Server struct {
 	collector *collector.Collector
 	metrics   *prometheus.Registry
 	broker    *broker.Broker
-	grpc     *grpc.Server
-	health   *health.Server
-	http     *fiber.App
-	httpLn   net.Listener
-	grpcLn   net.Listener
-	ready    *readiness
-	wg       sync.WaitGroup
-	closeErr error
-	once     sync.Once
+	grpc      *grpc.Server
+	health    *health.Server
+	http      *fiber.App
+	httpLn    net.Listener
+	grpcLn    net.Listener
+	ready     *readiness
+	wg        sync.WaitGroup
+	closeErr  error
+	once      sync.Once
 }
 
 // New opens the store, applies migrations, bootstraps the admin token and builds the servers.

@@ -14,8 +14,8 @@ import (
 
 func dialGateway(t *testing.T, addr, user, password string) (paho.Client, error) {
 	t.Helper()
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+addr).SetClientID(user+"-test").
-		SetUsername(user).SetPassword(password).SetCleanSession(false).SetConnectTimeout(5*time.Second))
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(user + "-test").
+		SetUsername(user).SetPassword(password).SetCleanSession(false).SetConnectTimeout(5 * time.Second))
 	tok := c.Connect()
 	if !tok.WaitTimeout(10 * time.Second) {
 		return nil, fmt.Errorf("connect timed out")

@@ -30,8 +30,8 @@ type Options struct {
 	Registry  pb.RegistryServiceServer
 	Auth      pb.AuthServiceServer
 	Telemetry pb.TelemetryServiceServer
-	Authn    *auth.Authenticator
-	Logger   *slog.Logger
+	Authn     *auth.Authenticator
+	Logger    *slog.Logger
 }
 
 // New returns the Fiber app serving /api/v1. The caller may add routes (health, metrics,
