@@ -73,13 +73,13 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.BatchReadings <= 0 {
-		o.BatchReadings = 5000
+		o.BatchReadings = 10000
 	}
 	if o.BatchDelay <= 0 {
 		o.BatchDelay = 200 * time.Millisecond
 	}
 	if o.Writers <= 0 {
-		o.Writers = 2
+		o.Writers = 4
 	}
 	if o.MaxPendingReadings <= 0 {
 		o.MaxPendingReadings = 200_000
