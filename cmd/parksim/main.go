@@ -1,0 +1,39 @@
+// Command parksim simulates a park for the edge agent and for tests: `meters` serves
+// simulated Modbus TCP and DL/T 645 meters from a YAML park file.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// cli lists the commands; each lives in its own file (meters.go …) with its flags and Run.
+type cli struct {
+	Log    logFlags  `embed:"" prefix:"log-"`
+	Meters metersCmd `cmd:"" help:"Serve simulated meters (Modbus TCP, DL/T 645) from a YAML park file until interrupted."`
+}
+
+func parser(c *cli, options ...kong.Option) (*kong.Kong, error) {
+	return kong.New(c, append([]kong.Option{
+		kong.Name("parksim"),
+		kong.Description("Simulated meters and load for parkcarbon."),
+		kong.Bind(&c.Log),
+	}, options...)...)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var c cli
+	p, err := parser(&c, kong.BindTo(ctx, (*context.Context)(nil)))
+	if err != nil {
+		panic(err)
+	}
+	k, err := p.Parse(os.Args[1:])
+	p.FatalIfErrorf(err)
+	k.FatalIfErrorf(k.Run())
+}
