@@ -4,7 +4,7 @@ GO ?= go
 GOLANGCI_LINT_VERSION := v2.15.0
 PROTOS := $(wildcard proto/parkcarbon/v1/*.proto)
 
-.PHONY: all build test test-unit lint proto proto-check deps demo clean
+.PHONY: all build test lint proto proto-check deps demo clean bench-ingest
 
 all: build
 
@@ -43,3 +43,9 @@ demo: deps
 
 clean:
 	rm -rf data
+
+## bench-ingest: readings/s from parksim load through Mosquitto and the collector into InfluxDB,
+## next to the raw InfluxDB write ceiling measured in the same run.
+bench-ingest: deps
+	mkdir -p bin && $(GO) build -o bin/parkcarbon ./cmd/parkcarbon && $(GO) build -o bin/parksim ./cmd/parksim
+	bin/parksim bench-ingest --binary bin/parkcarbon

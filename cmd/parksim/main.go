@@ -1,5 +1,6 @@
 // Command parksim simulates a park for the edge agent and for tests: `meters` serves
-// simulated Modbus TCP and DL/T 645 meters from a YAML park file.
+// simulated Modbus TCP and DL/T 645 meters from a YAML park file, `load` publishes batches
+// straight to a broker, `bench-ingest` measures the ingest path end to end.
 package main
 
 import (
@@ -13,8 +14,10 @@ import (
 
 // cli lists the commands; each lives in its own file (meters.go …) with its flags and Run.
 type cli struct {
-	Log    logFlags  `embed:"" prefix:"log-"`
-	Meters metersCmd `cmd:"" help:"Serve simulated meters (Modbus TCP, DL/T 645) from a YAML park file until interrupted."`
+	Log         logFlags       `embed:"" prefix:"log-"`
+	Meters      metersCmd      `cmd:"" help:"Serve simulated meters (Modbus TCP, DL/T 645) from a YAML park file until interrupted."`
+	Load        loadCmd        `cmd:"" help:"Publish wire-contract batches straight to a broker and wait for the collectors' acks."`
+	BenchIngest benchIngestCmd `cmd:"" name:"bench-ingest" help:"End-to-end ingest benchmark against real InfluxDB and Mosquitto, next to the raw write ceiling."`
 }
 
 func parser(c *cli, options ...kong.Option) (*kong.Kong, error) {

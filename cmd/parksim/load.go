@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/parkcarbon/parkcarbon/simulators/bench"
+	"github.com/parkcarbon/parkcarbon/simulators/loadgen"
+)
+
+type loadCmd struct {
+	Broker   string  `help:"Broker URL." default:"tcp://127.0.0.1:1883"`
+	Park     string  `help:"Park the gateways and meters belong to." default:"bench"`
+	Meters   int     `help:"Meters (lg-m-00001 …), spread over the gateways." default:"10000"`
+	Gateways int     `help:"Gateways publishing in parallel (lg-gw-001 …)." default:"10"`
+	Batch    int     `help:"Readings per message." default:"1000"`
+	Rate     float64 `help:"Readings per second over all gateways; 0: as fast as the broker takes them." default:"0"`
+	Readings int     `help:"Readings to publish in all." default:"1000000"`
+	Proto    bool    `help:"Publish protobuf batches on the /pb topic."`
+	Password string  `help:"MQTT password of every gateway (empty: anonymous)." env:"PARKSIM_PASSWORD"`
+}
+
+func (c *loadCmd) Run(ctx context.Context, log *logFlags) error {
+	o := loadgen.Options{BrokerURL: c.Broker, Park: c.Park, Gateways: c.Gateways, Meters: c.Meters, Batch: c.Batch,
+		Rate: c.Rate, Readings: c.Readings, Proto: c.Proto, Start: time.Now().Add(-24 * time.Hour).Truncate(time.Minute),
+		Logger: log.logger()}
+	if c.Password != "" {
+		o.Credentials = func(gw string) (string, string) { return gw, c.Password }
+	}
+	res, err := loadgen.Run(ctx, o)
+	fmt.Printf("published %d readings in %d messages in %s; %d acknowledged, end to end %.0f readings/s\n",
+		res.Readings, res.Messages, res.Published.Round(time.Millisecond), res.AckedMsgs, res.ReadingsPerSecond())
+	return err
+}
+
+type benchIngestCmd struct {
+	Binary   string `help:"parkcarbon executable to run as the collector." required:"" type:"existingfile"`
+	Meters   int    `help:"Meters." default:"10000"`
+	Readings int    `help:"Readings per run." default:"1000000"`
+	Batches  []int  `help:"Readings per message, one run each." default:"100,1000"`
+}
+
+func (c *benchIngestCmd) Run(ctx context.Context, log *logFlags) error {
+	rep, err := bench.Ingest(ctx, bench.IngestOptions{Binary: c.Binary, Meters: c.Meters, Readings: c.Readings,
+		Batches: c.Batches, Logger: log.logger()})
+	rep.Print(os.Stdout)
+	return err
+}
