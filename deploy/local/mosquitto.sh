@@ -127,9 +127,9 @@ autosave_interval ${autosave}
 autosave_on_changes false
 persistent_client_expiration 7d
 
-# 0 = no limit: the default of 1000 queued messages silently drops QoS 1 messages for a slow
-# subscriber.
-max_queued_messages 0
+# The default of 1000 queued messages silently drops QoS 1 messages for a slow subscriber; 0
+# ("no limit") makes Mosquitto 2.0.11 disconnect clients whose publish the ACL denies.
+max_queued_messages 10000000
 max_queued_bytes 0
 max_inflight_messages 1000
 max_inflight_bytes 0
