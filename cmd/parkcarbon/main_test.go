@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/parkcarbon/parkcarbon/pkg/localsvc"
 )
@@ -109,6 +112,50 @@ func TestCLI(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tt.want {
 			t.Errorf("GET /api/v1/parks with %q: %d, want %d", tt.token, resp.StatusCode, tt.want)
+		}
+	}
+
+	// mosquitto-acl: a gateway registered over the API logs in to a real Mosquitto configured
+	// with the generated files, with the password from its create response.
+	post := func(path, body string) map[string]any {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 201 {
+			t.Fatalf("POST %s: %d %v %v", path, resp.StatusCode, out, err)
+		}
+		return out
+	}
+	post("/api/v1/parks", `{"id":"p1","name":"Park"}`)
+	password := post("/api/v1/parks/p1/gateways", `{"id":"gw-1"}`)["password"].(string)
+	aclDir := t.TempDir()
+	if out, err := run(t, []string{"PARKCARBON_DATA_DIR=" + data}, "mosquitto-acl", "--out-dir", aclDir); err == nil {
+		t.Fatalf("mosquitto-acl without a service password succeeded: %s", out)
+	}
+	if out, err := run(t, []string{"PARKCARBON_DATA_DIR=" + data, "PARKCARBON_MQTT_SERVICE_PASSWORD=collector-secret"},
+		"mosquitto-acl", "--out-dir", aclDir); err != nil {
+		t.Fatalf("mosquitto-acl: %v\n%s", err, out)
+	}
+	mq := localsvc.MosquittoForTest(t, localsvc.MosquittoOptions{
+		PasswordFile: filepath.Join(aclDir, "passwd"), ACLFile: filepath.Join(aclDir, "acl")})
+	for _, tt := range []struct {
+		user, password string
+		ok             bool
+	}{{"gw-1", password, true}, {"gw-1", "wrong", false}, {"parkcarbon", "collector-secret", true}, {"", "", false}} {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(mq.URL).SetClientID("cli-test-" + tt.user).
+			SetUsername(tt.user).SetPassword(tt.password).SetConnectTimeout(5 * time.Second))
+		tok := c.Connect()
+		ok := tok.WaitTimeout(10*time.Second) && tok.Error() == nil
+		if ok != tt.ok {
+			t.Errorf("mosquitto login as %q: ok=%v (%v), want %v", tt.user, ok, tok.Error(), tt.ok)
+		}
+		if ok {
+			c.Disconnect(100)
 		}
 	}
 }
