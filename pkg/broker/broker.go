@@ -24,6 +24,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 )
@@ -222,7 +223,7 @@ func (b *Broker) Start(ctx context.Context) error {
 			Path:    path,
 			Options: &bbolt.Options{Timeout: time.Second},
 		})
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			err = fmt.Errorf("%w: the file is locked; is another broker using %s?", err, b.opts.DataDir)
 		}
 		if err != nil {

@@ -154,14 +154,14 @@ type deadlineConn struct {
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	if c.writeTimeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil {
-		_ = c.Conn.Close() // a partial write leaves the stream unusable
+		_ = c.Close() // a partial write leaves the stream unusable
 	}
 	return n, err
 }
 
 // SetDeadline is how mochi applies the keepalive; it governs reads, writes have their own.
-func (c *deadlineConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+func (c *deadlineConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }

@@ -158,7 +158,7 @@ func (s *boltStore) StoredInflightMessages() (v []storage.Message, err error) {
 		i := strings.LastIndexByte(m.ID, ':')
 		id, perr := strconv.ParseUint(m.ID[i+1:], 10, 16)
 		if i < 0 || perr != nil || id == 0 {
-			s.Hook.Log.Warn("skipped stored in-flight message with unreadable key", "key", m.ID)
+			s.Log.Warn("skipped stored in-flight message with unreadable key", "key", m.ID)
 			continue
 		}
 		m.PacketID = uint16(id)

@@ -100,7 +100,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer db.Stop()
+	defer func() { _ = db.Stop() }()
 	influxPID, err := pidFile(db.Dir, "influxd")
 	if err != nil {
 		return rep, fmt.Errorf("influxd pid: %w", err)
@@ -110,7 +110,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer mq.Stop()
+	defer func() { _ = mq.Stop() }()
 	brokerPID, err := pidFile(mq.Dir, "mosquitto")
 	if err != nil {
 		return rep, fmt.Errorf("mosquitto pid: %w", err)

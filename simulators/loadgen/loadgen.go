@@ -203,11 +203,11 @@ func connect(o Options, gw string, onAck paho.MessageHandler) (paho.Client, erro
 	}
 	c := paho.NewClient(po)
 	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("loadgen: connect %s: %v", gw, tok.Error())
+		return nil, fmt.Errorf("loadgen: connect %s: %w", gw, tokenErr(tok))
 	}
 	if tok := c.Subscribe(telemetry.AcksTopic(o.Park, gw), 1, onAck); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		c.Disconnect(100)
-		return nil, fmt.Errorf("loadgen: subscribe acks of %s: %v", gw, tok.Error())
+		return nil, fmt.Errorf("loadgen: subscribe acks of %s: %w", gw, tokenErr(tok))
 	}
 	return c, nil
 }
@@ -232,7 +232,7 @@ func publishGateway(ctx context.Context, o Options, g, rounds int, c paho.Client
 		for tok := range inflight {
 			if !tok.WaitTimeout(2*time.Minute) || tok.Error() != nil {
 				select {
-				case errs <- fmt.Errorf("loadgen: publish on %s: %v", gw, tok.Error()):
+				case errs <- fmt.Errorf("loadgen: publish on %s: %w", gw, tokenErr(tok)):
 				default:
 				}
 				continue
@@ -288,4 +288,12 @@ func publishGateway(ctx context.Context, o Options, g, rounds int, c paho.Client
 	default:
 	}
 	return n, err
+}
+
+// tokenErr is a token's error, or a timeout error when it did not complete.
+func tokenErr(tok paho.Token) error {
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	return errors.New("timed out")
 }

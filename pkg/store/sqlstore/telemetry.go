@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,7 +56,7 @@ func markSeq(ctx context.Context, tx *sql.Tx, m telemetry.SeqMark) error {
 	err := tx.QueryRowContext(ctx, `SELECT contiguous, max_seen FROM gateway_seqs WHERE gateway_id = $1`, m.Gateway).
 		Scan(&contiguous, &maxSeen)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		// First contact: the gateway's history starts here.
 		_, err = tx.ExecContext(ctx, `INSERT INTO gateway_seqs (gateway_id, park_id, contiguous, max_seen, batches, updated_at)
 			VALUES ($1, $2, $3, $3, 1, $4)`, m.Gateway, m.Park, seq, at)
