@@ -126,7 +126,7 @@ func New(opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.batcher = &batcher{
-		gateway: cfg.GatewayID, max: cfg.Batch.MaxReadings, maxDelay: cfg.Batch.MaxDelay,
+		gateway: cfg.GatewayID, max: cfg.Batch.MaxReadings, maxDelay: cfg.Batch.MaxDelay, sync: !cfg.Batch.BufferPolls,
 		limit: 10 * cfg.Batch.MaxReadings, wal: a.wal, appended: a.pub.notifyAppended,
 		now: now, log: log, m: a.m, kick: make(chan struct{}, 1),
 	}

@@ -104,7 +104,15 @@ type BatchConfig struct {
 	// MaxReadings per batch; default 1000, at most telemetry.MaxReadings.
 	MaxReadings int `yaml:"max_readings"`
 	// MaxDelay is the longest a reading waits for its batch to fill (real time); default 1s.
+	// It applies only with BufferPolls.
 	MaxDelay time.Duration `yaml:"max_delay"`
+	// BufferPolls gathers the readings of several polls into one batch (up to max_readings, or
+	// max_delay) before logging it. Default false: each device's poll is appended to the WAL,
+	// and fsynced, as soon as it is read, so a reading is on disk before the agent moves on and
+	// survives kill -9 or a power cut. With true, up to max_delay of readings live only in
+	// memory; use it for gateways with very many small devices where one fsync per poll is
+	// too many.
+	BufferPolls bool `yaml:"buffer_polls"`
 }
 
 // PublishConfig is the publisher's flow control.

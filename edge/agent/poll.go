@@ -219,6 +219,8 @@ type batcher struct {
 	gateway  string
 	max      int
 	maxDelay time.Duration
+	// sync appends each poll's readings from the polling goroutine before add returns.
+	sync     bool
 	limit    int // readings buffered at most while the WAL refuses appends
 	wal      appender
 	appended func(seq uint64)
@@ -248,6 +250,10 @@ func (b *batcher) add(rs []telemetry.Reading) {
 	// Wake the flusher to start the max_delay timer, or to flush a full batch.
 	wake := wasEmpty || len(b.buf) >= b.max
 	b.mu.Unlock()
+	if b.sync {
+		b.flush(false) // on error the readings stay buffered and run retries them
+		return
+	}
 	if wake {
 		select {
 		case b.kick <- struct{}{}:
@@ -296,7 +302,7 @@ func (b *batcher) run(stop <-chan struct{}) {
 func (b *batcher) flush(final bool) {
 	b.mu.Lock()
 	now := b.now()
-	due := len(b.buf) >= b.max || (len(b.buf) > 0 && !now.Before(b.since.Add(b.maxDelay)))
+	due := len(b.buf) >= b.max || (len(b.buf) > 0 && (b.sync || !now.Before(b.since.Add(b.maxDelay))))
 	if len(b.buf) == 0 || (!final && (!due || now.Before(b.retry))) {
 		b.mu.Unlock()
 		return
@@ -320,7 +326,11 @@ func (b *batcher) flush(final bool) {
 			b.mu.Lock()
 			b.buf = append(out, b.buf...)
 			b.since = since
-			b.retry = b.now().Add(max(b.maxDelay, time.Second))
+			backoff := time.Second
+			if !b.sync {
+				backoff = max(b.maxDelay, backoff)
+			}
+			b.retry = b.now().Add(backoff)
 			b.mu.Unlock()
 			return
 		}

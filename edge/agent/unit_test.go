@@ -392,3 +392,42 @@ func TestBatcherFinalFlush(t *testing.T) {
 		}
 	})
 }
+
+// TestBatcherSyncLogsEachPollBeforeReturning: without buffer_polls, a poll's readings are in
+// the WAL when add returns (nothing waits in memory for a kill -9), split at max readings; an
+// append error keeps them buffered and the flusher retries.
+func TestBatcherSyncLogsEachPollBeforeReturning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		app := &fakeAppender{fail: 1}
+		b := &batcher{
+			gateway: "gw-01", max: 10, maxDelay: time.Hour, sync: true, limit: 100, wal: app,
+			appended: func(uint64) {}, now: time.Now, log: slog.New(slog.DiscardHandler), m: testMetrics(t), kick: make(chan struct{}, 1),
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { defer close(done); b.run(stop) }()
+		b.add(readings(3, 0)) // the first append fails: buffered for a retry
+		app.mu.Lock()
+		if len(app.batches) != 0 {
+			t.Fatalf("appended %d batches despite the error", len(app.batches))
+		}
+		app.mu.Unlock()
+		time.Sleep(2 * time.Second) // the retry delay passes; the flusher logs the 3
+		synctest.Wait()
+		b.add(readings(12, 3))
+		app.mu.Lock()
+		var n int
+		for _, bt := range app.batches {
+			n += len(bt.Readings)
+			if len(bt.Readings) > 10 {
+				t.Fatalf("batch of %d readings exceeds max 10", len(bt.Readings))
+			}
+		}
+		app.mu.Unlock()
+		if n != 15 {
+			t.Fatalf("%d readings logged when add returned, want 15", n)
+		}
+		close(stop)
+		<-done
+	})
+}
