@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -100,5 +101,30 @@ func TestTwoCollectorsOneKilled(t *testing.T) {
 	p.run(8 * time.Second)
 	a.kill(syscall.SIGKILL) // and it never comes back
 	p.run(10 * time.Second)
+	p.verify(2 * time.Minute)
+}
+
+// TestKillPlatformWithEmbeddedBroker runs `parkcarbon serve` on its defaults (embedded broker
+// with gateway authentication, collector in the same process); the agent logs in with its
+// gateway password. The whole platform is killed mid-stream and restarted: the embedded
+// broker's persistence and the agent's WAL bring every reading through.
+func TestKillPlatformWithEmbeddedBroker(t *testing.T) {
+	t.Parallel()
+	p := newPark(t)
+	mqttPort, httpPort := freePort(t), freePort(t)
+	env := []string{"PARKCARBON_INFLUX_URL=" + p.influx.URL, "PARKCARBON_INFLUX_BUCKET=" + p.influx.Bucket,
+		"PARKCARBON_DB_URL=" + p.dsn, "PARKCARBON_DATA_DIR=" + p.dir + "/platform", "PARKCARBON_LOG_LEVEL=info",
+		fmt.Sprintf("PARKCARBON_MQTT_ADDR=127.0.0.1:%d", mqttPort),
+		fmt.Sprintf("PARKCARBON_HTTP_ADDR=127.0.0.1:%d", httpPort), fmt.Sprintf("PARKCARBON_GRPC_ADDR=127.0.0.1:%d", freePort(t))}
+	srv := startProc(t, "platform", p.dir+"/platform.log", env, bins.parkcarbon, "serve")
+	srv.health = fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort)
+	waitHTTP(t, srv.health, time.Minute, srv)
+	p.startAgent(fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), false)
+	p.run(8 * time.Second)
+	srv.kill(syscall.SIGKILL)
+	p.run(4 * time.Second)
+	srv.start()
+	waitHTTP(t, srv.health, time.Minute, srv)
+	p.run(5 * time.Second)
 	p.verify(2 * time.Minute)
 }
