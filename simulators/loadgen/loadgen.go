@@ -125,7 +125,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var acked atomic.Int64
 	var lastAck atomic.Int64
 	var mu sync.Mutex
-	var firstErr error
+	var firstErr, err error
 	var wg sync.WaitGroup
 	started := time.Now()
 	var published atomic.Int64
@@ -133,17 +133,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	clients := make([]paho.Client, o.Gateways)
 	for g := 1; g <= o.Gateways; g++ {
 		gw := GatewayName(g)
-		c, err := connect(o, gw, func(_ paho.Client, m paho.Message) {
+		c, cerr := connect(o, gw, func(_ paho.Client, m paho.Message) {
 			if _, err := telemetry.DecodeAck(m.Payload()); err == nil {
 				acked.Add(1)
 				lastAck.Store(time.Since(started).Nanoseconds())
 			}
 		})
-		if err != nil {
+		if cerr != nil {
 			for _, c := range clients[:g-1] {
 				c.Disconnect(100)
 			}
-			return Result{}, err
+			return Result{}, cerr
 		}
 		clients[g-1] = c
 	}
@@ -152,17 +152,23 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			c.Disconnect(250)
 		}
 	}()
+	msgs := make([][][]byte, o.Gateways)
+	sizes := make([][]int, o.Gateways)
+	for g := 1; g <= o.Gateways; g++ {
+		if msgs[g-1], sizes[g-1], err = encodeGateway(o, g, rounds); err != nil {
+			return Result{}, err
+		}
+		res.Messages += len(msgs[g-1])
+	}
 	started = time.Now()
-	var messages atomic.Int64
 	for g := 1; g <= o.Gateways; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := publishGateway(ctx, o, g, rounds, clients[g-1], limiter, func() {
+			err := publishGateway(ctx, o, g, msgs[g-1], sizes[g-1], clients[g-1], limiter, func() {
 				published.Add(1)
 				lastPub.Store(time.Since(started).Nanoseconds())
 			})
-			messages.Add(int64(n))
 			if err != nil {
 				mu.Lock()
 				firstErr = errors.Join(firstErr, err)
@@ -174,7 +180,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if firstErr != nil {
 		return res, firstErr
 	}
-	res.Messages = int(messages.Load())
 	res.Published = time.Duration(lastPub.Load())
 	deadline := time.Now().Add(o.AckTimeout)
 	for acked.Load() < int64(res.Messages) {
@@ -212,17 +217,57 @@ func connect(o Options, gw string, onAck paho.MessageHandler) (paho.Client, erro
 	return c, nil
 }
 
-// publishGateway publishes the readings of gateway g's meters, round by round, in batches;
-// it keeps up to 64 publishes in flight and returns the number of messages.
-func publishGateway(ctx context.Context, o Options, g, rounds int, c paho.Client, limiter *rate.Limiter, onPub func()) (int, error) {
+// encodeGateway builds every message of gateway g (1-based) in order: its meters' readings,
+// round by round, in batches of o.Batch. Encoding happens before the clock starts, so the
+// generator's own CPU does not count against the path it measures.
+func encodeGateway(o Options, g, rounds int) (msgs [][]byte, sizes []int, err error) {
+	gw := GatewayName(g)
+	var meters []int
+	for j := g; j <= o.Meters; j += o.Gateways {
+		meters = append(meters, j)
+	}
+	enc := telemetry.EncodeJSON
+	if o.Proto {
+		enc = telemetry.EncodeProto
+	}
+	batch := telemetry.Batch{Gateway: gw, Seq: o.FirstSeq}
+	flush := func() error {
+		if len(batch.Readings) == 0 {
+			return nil
+		}
+		batch.SentAt = time.Now()
+		payload, err := enc(batch)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, payload)
+		sizes = append(sizes, len(batch.Readings))
+		batch.Seq++
+		batch.Readings = batch.Readings[:0]
+		return nil
+	}
+	for k := range rounds {
+		ts := o.Start.Add(time.Duration(k) * o.Interval)
+		for _, j := range meters {
+			batch.Readings = append(batch.Readings, telemetry.Reading{Meter: MeterName(j), TS: ts, Value: Value(j, k)})
+			if len(batch.Readings) == o.Batch {
+				if err := flush(); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	err = flush()
+	return msgs, sizes, err
+}
+
+// publishGateway publishes gateway g's messages with up to 64 publishes in flight, each
+// message's readings counted against the rate limit.
+func publishGateway(ctx context.Context, o Options, g int, msgs [][]byte, sizes []int, c paho.Client, limiter *rate.Limiter, onPub func()) error {
 	gw := GatewayName(g)
 	topic := telemetry.ReadingsTopic(o.Park, gw)
 	if o.Proto {
 		topic += "/pb"
-	}
-	var meters []int
-	for j := g; j <= o.Meters; j += o.Gateways {
-		meters = append(meters, j)
 	}
 	inflight := make(chan paho.Token, 64)
 	errs := make(chan error, 1)
@@ -240,45 +285,12 @@ func publishGateway(ctx context.Context, o Options, g, rounds int, c paho.Client
 			onPub()
 		}
 	}()
-	seq := o.FirstSeq
-	n := 0
-	batch := telemetry.Batch{Gateway: gw}
-	flush := func() error {
-		if len(batch.Readings) == 0 {
-			return nil
-		}
-		if err := limiter.WaitN(ctx, len(batch.Readings)); err != nil {
-			return err
-		}
-		batch.Seq, batch.SentAt = seq, time.Now()
-		enc := telemetry.EncodeJSON
-		if o.Proto {
-			enc = telemetry.EncodeProto
-		}
-		payload, err := enc(batch)
-		if err != nil {
-			return err
-		}
-		inflight <- c.Publish(topic, 1, false, payload)
-		seq++
-		n++
-		batch.Readings = batch.Readings[:0]
-		return nil
-	}
 	var err error
-	for k := 0; k < rounds && err == nil; k++ {
-		ts := o.Start.Add(time.Duration(k) * o.Interval)
-		for _, j := range meters {
-			batch.Readings = append(batch.Readings, telemetry.Reading{Meter: MeterName(j), TS: ts, Value: Value(j, k)})
-			if len(batch.Readings) == o.Batch {
-				if err = flush(); err != nil {
-					break
-				}
-			}
+	for i, m := range msgs {
+		if err = limiter.WaitN(ctx, sizes[i]); err != nil {
+			break
 		}
-	}
-	if err == nil {
-		err = flush()
+		inflight <- c.Publish(topic, 1, false, m)
 	}
 	close(inflight)
 	<-done
@@ -287,7 +299,7 @@ func publishGateway(ctx context.Context, o Options, g, rounds int, c paho.Client
 		err = errors.Join(err, perr)
 	default:
 	}
-	return n, err
+	return err
 }
 
 // tokenErr is a token's error, or a timeout error when it did not complete.
