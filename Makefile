@@ -36,7 +36,7 @@ lint:
 
 ## test: every test (unit, component, integration against real InfluxDB, Mosquitto and PostgreSQL).
 test: deps proto-check lint
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -parallel 8 ./...
 
 demo: deps
 	deploy/local/demo.sh

@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only on PARKCARBON_PPROF_ADDR
 	"os"
 	"os/signal"
 	"syscall"
@@ -118,6 +120,10 @@ var cli struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if addr := os.Getenv("PARKCARBON_PPROF_ADDR"); addr != "" {
+		// Profiling for operators chasing CPU or memory; never on by default.
+		go func() { _ = http.ListenAndServe(addr, nil) }() //nolint:gosec // a debug listener an operator asked for
+	}
 	k := kong.Parse(&cli, kong.Name("parkcarbon"),
 		kong.Description("Integrated energy-carbon management platform for zero-carbon industrial parks."),
 		kong.BindTo(ctx, (*context.Context)(nil)))

@@ -40,11 +40,12 @@ type benchIngestCmd struct {
 	Meters   int    `help:"Meters." default:"10000"`
 	Readings int    `help:"Readings per run." default:"1000000"`
 	Batches  []int  `help:"Readings per message, one run each." default:"100,1000"`
+	MemLimit string `help:"GOMEMLIMIT of the collector process, e.g. 150MiB; empty: Go's default." name:"collector-memory-limit"`
 }
 
 func (c *benchIngestCmd) Run(ctx context.Context, log *logFlags) error {
 	rep, err := bench.Ingest(ctx, bench.IngestOptions{Binary: c.Binary, Meters: c.Meters, Readings: c.Readings,
-		Batches: c.Batches, Logger: log.logger()})
+		Batches: c.Batches, CollectorMemoryLimit: c.MemLimit, Logger: log.logger()})
 	rep.Print(os.Stdout)
 	return err
 }

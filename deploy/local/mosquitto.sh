@@ -131,7 +131,7 @@ persistent_client_expiration 7d
 # ("no limit") makes Mosquitto 2.0.11 disconnect clients whose publish the ACL denies.
 max_queued_messages 10000000
 max_queued_bytes 0
-max_inflight_messages 1000
+max_inflight_messages ${MOSQUITTO_MAX_INFLIGHT:-100}
 max_inflight_bytes 0
 queue_qos0_messages false
 

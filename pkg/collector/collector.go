@@ -59,7 +59,8 @@ type Options struct {
 	// Writers is the number of concurrent InfluxDB writes; default 2.
 	Writers int
 	// MaxPendingReadings bounds the readings received but not yet acknowledged; beyond it
-	// the collector stops taking messages, and the broker keeps them. Default 200,000.
+	// the collector stops taking messages, and the broker keeps them. Default 100,000, which
+	// is the broker's in-flight window of 100 messages at 1,000 readings each.
 	MaxPendingReadings int
 	// MaxFutureSkew refuses readings stamped further ahead of now; default 10 minutes.
 	MaxFutureSkew time.Duration
@@ -82,7 +83,7 @@ func (o *Options) defaults() {
 		o.Writers = 4
 	}
 	if o.MaxPendingReadings <= 0 {
-		o.MaxPendingReadings = 200_000
+		o.MaxPendingReadings = 100_000
 	}
 	if o.MaxFutureSkew <= 0 {
 		o.MaxFutureSkew = 10 * time.Minute
@@ -314,6 +315,9 @@ func (c *Collector) decode(msg paho.Message) *job {
 // lookupMeter asks the registry cache, retrying while the registry is unreachable: a message
 // is never dead-lettered because the database was briefly down.
 func (c *Collector) lookupMeter(park, meter string) (m registry.Meter, found bool, err error) {
+	if m, found, err = c.meters.lookup(c.ctx, park, meter); err == nil || errors.Is(err, errUnknownPark) {
+		return m, found, err
+	}
 	op := func() (bool, error) {
 		var lerr error
 		m, found, lerr = c.meters.lookup(c.ctx, park, meter)

@@ -32,6 +32,8 @@ type IngestOptions struct {
 	Gateways int   // publishing in parallel; default 10
 	// Binary is the parkcarbon executable to run as the collector.
 	Binary string
+	// CollectorMemoryLimit is the collector's GOMEMLIMIT (e.g. 150MiB); empty: Go's default.
+	CollectorMemoryLimit string
 	// Dir holds the services' data; default a temporary directory, removed afterwards.
 	Dir    string
 	Logger *slog.Logger
@@ -141,6 +143,9 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestReport, error) {
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", ports[2]), "--grpc-addr", fmt.Sprintf("127.0.0.1:%d", ports[3]))
 	cmd.Env = append(os.Environ(), "PARKCARBON_INFLUX_URL="+db.URL, "PARKCARBON_INFLUX_BUCKET="+db.Bucket,
 		"PARKCARBON_MQTT_SERVICE_PASSWORD=bench", "PARKCARBON_LOG_LEVEL=warn")
+	if o.CollectorMemoryLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+o.CollectorMemoryLimit)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
