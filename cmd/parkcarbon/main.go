@@ -6,10 +6,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	_ "net/http/pprof" // served only on PARKCARBON_PPROF_ADDR
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -121,8 +122,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if addr := os.Getenv("PARKCARBON_PPROF_ADDR"); addr != "" {
-		// Profiling for operators chasing CPU or memory; never on by default.
-		go func() { _ = http.ListenAndServe(addr, nil) }() //nolint:gosec // a debug listener an operator asked for
+		// Profiling for operators chasing CPU or memory, on its own listener; never on by default.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.ListenAndServe() }()
 	}
 	k := kong.Parse(&cli, kong.Name("parkcarbon"),
 		kong.Description("Integrated energy-carbon management platform for zero-carbon industrial parks."),
