@@ -22,14 +22,18 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/parkcarbon/parkcarbon/pkg/accounting"
+	"github.com/parkcarbon/parkcarbon/pkg/accountsvc"
 	"github.com/parkcarbon/parkcarbon/pkg/api/grpcapi"
 	"github.com/parkcarbon/parkcarbon/pkg/api/rest"
 	"github.com/parkcarbon/parkcarbon/pkg/auth"
 	"github.com/parkcarbon/parkcarbon/pkg/broker"
 	"github.com/parkcarbon/parkcarbon/pkg/collector"
 	"github.com/parkcarbon/parkcarbon/pkg/config"
+	"github.com/parkcarbon/parkcarbon/pkg/factors"
 	pb "github.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
+	"github.com/parkcarbon/parkcarbon/pkg/rollup"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
 )
@@ -47,18 +51,24 @@ type Server struct {
 	Authn    *auth.Authenticator
 
 	Influx    *influx.Store
+	Factors   *factors.Registry
+	Accounts  *accountsvc.Service
 	collector *collector.Collector
-	metrics   *prometheus.Registry
-	broker    *broker.Broker
-	grpc      *grpc.Server
-	health    *health.Server
-	http      *fiber.App
-	httpLn    net.Listener
-	grpcLn    net.Listener
-	ready     *readiness
-	wg        sync.WaitGroup
-	closeErr  error
-	once      sync.Once
+	rollups   *rollup.Engine
+	// rollupEvery is how often the accounting role recomputes dirty hours.
+	rollupEvery time.Duration
+	stopBg      context.CancelFunc
+	metrics     *prometheus.Registry
+	broker      *broker.Broker
+	grpc        *grpc.Server
+	health      *health.Server
+	http        *fiber.App
+	httpLn      net.Listener
+	grpcLn      net.Listener
+	ready       *readiness
+	wg          sync.WaitGroup
+	closeErr    error
+	once        sync.Once
 }
 
 // New opens the store, applies migrations, bootstraps the admin token and builds the servers.
@@ -146,6 +156,12 @@ func (s *Server) build() error {
 	reg := &grpcapi.Registry{Service: s.Registry}
 	authSvc := &grpcapi.Auth{Tokens: s.Store, Registry: s.Registry, Now: time.Now}
 	telSvc := &grpcapi.Telemetry{Registry: s.Registry, Readings: s.Influx, Ledger: s.Store}
+	var err error
+	if s.Factors, err = factors.NewRegistry(); err != nil {
+		return fmt.Errorf("factor sets: %w", err)
+	}
+	s.Accounts = &accountsvc.Service{Registry: s.Registry, Inputs: s.Store, Dirty: s.Store, Totals: s.Influx, Factors: s.Factors}
+	accSvc := &grpcapi.Accounting{Service: s.Accounts}
 
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryInterceptor(s.Authn, s.logger)),
@@ -158,7 +174,8 @@ func (s *Server) build() error {
 		pb.RegisterRegistryServiceServer(s.grpc, reg)
 		pb.RegisterAuthServiceServer(s.grpc, authSvc)
 		pb.RegisterTelemetryServiceServer(s.grpc, telSvc)
-		s.http = rest.New(rest.Options{Registry: reg, Auth: authSvc, Telemetry: telSvc, Authn: s.Authn, Logger: s.logger})
+		pb.RegisterAccountingServiceServer(s.grpc, accSvc)
+		s.http = rest.New(rest.Options{Registry: reg, Auth: authSvc, Telemetry: telSvc, Accounting: accSvc, Authn: s.Authn, Logger: s.logger})
 	} else {
 		s.http = fiber.New(fiber.Config{DisableStartupMessage: true})
 	}
@@ -223,6 +240,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.cfg.HasRole(config.RoleCollector) {
 		if err = s.startCollector(ctx); err != nil {
+			return err
+		}
+	}
+	if s.cfg.HasRole(config.RoleAccounting) {
+		if err = s.startRollups(); err != nil {
 			return err
 		}
 	}
@@ -293,6 +315,9 @@ func (s *Server) Close() error {
 				errs = append(errs, fmt.Errorf("stop collector: %w", err))
 			}
 		}
+		if s.stopBg != nil {
+			s.stopBg()
+		}
 		if s.broker != nil {
 			if err := s.broker.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("stop broker: %w", err))
@@ -346,7 +371,7 @@ func (s *Server) startCollector(ctx context.Context) error {
 	}
 	s.collector, err = collector.New(collector.Options{
 		BrokerURL: url, Username: ServiceUser, Password: pass, ClientID: id,
-		Meters: s.Registry, Writer: s.Influx, Ledger: s.Store,
+		Meters: s.Registry, Writer: dirtyMarkingWriter{s.Influx, s.Store}, Ledger: s.Store,
 		Logger: s.logger.With("component", "collector"), Registerer: s.metrics,
 	})
 	if err != nil {
@@ -400,4 +425,49 @@ func hostPort(u string) string {
 	}
 	host, _, _ := strings.Cut(rest, "/")
 	return host
+}
+
+// dirtyMarkingWriter stores readings, then marks the hours they fall in for the rollups. A
+// failed mark fails the write, so the batch is not acknowledged and comes again (rewriting
+// readings is idempotent).
+type dirtyMarkingWriter struct {
+	w     collector.Writer
+	dirty accounting.DirtyStore
+}
+
+func (d dirtyMarkingWriter) WriteReadings(ctx context.Context, points []influx.Point) error {
+	if err := d.w.WriteReadings(ctx, points); err != nil {
+		return err
+	}
+	if err := d.dirty.MarkDirty(ctx, rollup.MarkPoints(points)); err != nil {
+		return fmt.Errorf("mark rollup hours: %w", err)
+	}
+	return nil
+}
+
+// startRollups runs the rollup engine of the accounting role in the background.
+func (s *Server) startRollups() error {
+	every := s.rollupEvery
+	if every == 0 {
+		every = 5 * time.Second
+	}
+	var err error
+	s.rollups, err = rollup.New(rollup.Options{
+		Readings: s.Influx, Rollups: s.Influx, Dirty: s.Store, Replacements: s.Store,
+		Registry: s.Registry, Factors: s.Factors, Interval: every,
+		Logger: s.logger.With("component", "rollup"),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopBg = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.rollups.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.logger.Error("rollup engine stopped", "err", err)
+		}
+	}()
+	return nil
 }

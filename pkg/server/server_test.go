@@ -51,6 +51,7 @@ func startServer(t testing.TB, cfg config.Config) *testServer {
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
+	s.rollupEvery = 200 * time.Millisecond
 	if err := s.Start(ctx); err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -85,6 +86,8 @@ func (ts *testServer) do(method, path, token string, body any) (int, map[string]
 		rd = strings.NewReader(b)
 	case []byte:
 		rd = bytes.NewReader(b)
+	case csvBody:
+		rd = strings.NewReader(string(b))
 	default:
 		enc, err := json.Marshal(b)
 		if err != nil {
@@ -99,7 +102,9 @@ func (ts *testServer) do(method, path, token string, body any) (int, map[string]
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if rd != nil {
+	if _, csv := body.(csvBody); csv {
+		req.Header.Set("Content-Type", "text/csv")
+	} else if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -129,6 +134,9 @@ func (ts *testServer) must(want int, method, path, token string, body any) map[s
 	}
 	return out
 }
+
+// csvBody is a request body sent as text/csv.
+type csvBody string
 
 func withToken(token string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,4 +102,10 @@ func queryBool(name, v string) (bool, error) {
 		return false, &registry.FieldError{Field: name, Reason: "must be true or false, got " + strconv.Quote(v)}
 	}
 	return b, nil
+}
+
+// hasMediaType reports whether a Content-Type header names want, parameters aside.
+func hasMediaType(contentType, want string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == want
 }

@@ -30,8 +30,10 @@ type Options struct {
 	Registry  pb.RegistryServiceServer
 	Auth      pb.AuthServiceServer
 	Telemetry pb.TelemetryServiceServer
-	Authn     *auth.Authenticator
-	Logger    *slog.Logger
+	// Accounting is optional: without it the accounting routes are not served.
+	Accounting pb.AccountingServiceServer
+	Authn      *auth.Authenticator
+	Logger     *slog.Logger
 }
 
 // New returns the Fiber app serving /api/v1. The caller may add routes (health, metrics,
@@ -49,6 +51,9 @@ func New(opts Options) *fiber.App {
 	api := app.Group("/api/v1", logRequests(opts.Logger), authenticate(opts.Authn))
 	registerRegistry(api, opts.Registry)
 	registerTelemetry(api, opts.Telemetry)
+	if opts.Accounting != nil {
+		registerAccounting(api, opts.Accounting)
+	}
 	api.Post("/tokens", handle(func(c *fiber.Ctx) (*pb.CreateTokenRequest, error) {
 		req := &pb.CreateTokenRequest{}
 		return req, decodeBody(c.Body(), req)
