@@ -10,8 +10,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/parkcarbon/parkcarbon/pkg/localsvc"
 	pb "github.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1"
 )
+
+// acc is the accounting service client of the test server.
+func (ts *testServer) acc() pb.AccountingServiceClient { return pb.NewAccountingServiceClient(ts.conn) }
 
 // fixture registers two parks with enterprises, meters and gateways over REST as admin, and
 // issues one token per role. Park p1: enterprises e1 and e2, meters m-e1 (e1), m-e2 (e2) and
@@ -52,7 +56,7 @@ func seed(t *testing.T, ts *testServer) fixture {
 	return f
 }
 
-// operation is one registry operation done over REST and over gRPC.
+// operation is one registry, telemetry or accounting operation done over REST and over gRPC.
 type operation struct {
 	name    string
 	allowed []string // roles allowed; "none" and "bogus" never are
@@ -226,6 +230,90 @@ func operations() []operation {
 				_, err := ts.reg.ListGateways(ctx, &pb.ListGatewaysRequest{ParkId: "p2"})
 				return err
 			}},
+		{"list factor sets", everyone, restCall("GET", "/api/v1/factor-sets?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().ListFactorSets(ctx, &pb.ListFactorSetsRequest{})
+				return err
+			}},
+		{"get factor set", everyone, restCall("GET", "/api/v1/factor-sets/cn-zcp-2025?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().GetFactorSet(ctx, &pb.GetFactorSetRequest{Id: "cn-zcp-2025"})
+				return err
+			}},
+		{"publish factor set", admins, restCall("POST", "/api/v1/factor-sets", func(n int) any {
+			return map[string]any{"id": fmt.Sprintf("site-%d", n), "version": 1, "base": "cn-zcp-2025/1", "effective_from": "2026-01-01",
+				"rule": "site rule", "method": "park", "electricity_convention": "equal"}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.acc().PublishFactorSet(ctx, &pb.PublishFactorSetRequest{FactorSet: &pb.FactorSet{Id: fmt.Sprintf("site-%d", n), Version: 1, Base: "cn-zcp-2025/1", EffectiveFrom: "2026-01-01",
+				Rule: "site rule", Method: "park", ElectricityConvention: "equal"}})
+			return err
+		}},
+		{"put value added", writers, restCall("PUT", "/api/v1/parks/p1/enterprises/e1/value-added/2026-01", func(n int) any {
+			return map[string]any{"nominal_10k_cny": n, "real_growth_index": 1, "base_year": 2026}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.acc().PutValueAdded(ctx, &pb.PutValueAddedRequest{ParkId: "p1", EnterpriseId: "e1", Month: "2026-01",
+				ValueAdded: &pb.ValueAdded{Nominal_10KCny: float64(n), RealGrowthIndex: 1, BaseYear: 2026}})
+			return err
+		}},
+		{"list park value added", readers, restCall("GET", "/api/v1/parks/p1/value-added?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().ListValueAdded(ctx, &pb.ListValueAddedRequest{ParkId: "p1"})
+				return err
+			}},
+		{"list own value added", entReader, restCall("GET", "/api/v1/parks/p1/enterprises/e1/value-added?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().ListValueAdded(ctx, &pb.ListValueAddedRequest{ParkId: "p1", EnterpriseId: "e1"})
+				return err
+			}},
+		{"put process output", writers, restCall("PUT", "/api/v1/parks/p1/enterprises/e2/process-output/2026-01", func(n int) any {
+			return map[string]any{"product": "lime", "tonnes": n}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.acc().PutProcessOutput(ctx, &pb.PutProcessOutputRequest{ParkId: "p1", EnterpriseId: "e2", Month: "2026-01",
+				ProcessOutput: &pb.ProcessOutput{Product: "lime", Tonnes: float64(n)}})
+			return err
+		}},
+		{"list green instruments", readers, restCall("GET", "/api/v1/parks/p1/green-instruments?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().ListGreenInstruments(ctx, &pb.ListGreenInstrumentsRequest{ParkId: "p1"})
+				return err
+			}},
+		{"record replacement", writers, restCall("POST", "/api/v1/parks/p1/meters/m-e1/replacements", func(n int) any {
+			return map[string]any{"at": fmt.Sprintf("2026-01-01T%02d:00:00Z", n%24), "old_final": 10, "new_initial": 0}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.acc().CreateReplacement(ctx, &pb.CreateReplacementRequest{ParkId: "p1", MeterId: "m-e1",
+				Replacement: &pb.Replacement{At: fmt.Sprintf("2026-01-02T%02d:00:00Z", n%24), OldFinal: 10}})
+			return err
+		}},
+		{"list own meter's replacements", entReader, restCall("GET", "/api/v1/parks/p1/meters/m-e1/replacements?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().ListReplacements(ctx, &pb.ListReplacementsRequest{ParkId: "p1", MeterId: "m-e1"})
+				return err
+			}},
+		{"park indicators", readers, restCall("GET", "/api/v1/parks/p1/indicators?from=2026-01-01&to=2026-01-02&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().GetIndicators(ctx, &pb.GetIndicatorsRequest{ParkId: "p1", From: "2026-01-01", To: "2026-01-02"})
+				return err
+			}},
+		{"own enterprise indicators", entReader, restCall("GET", "/api/v1/parks/p1/indicators?enterprise=e1&from=2026-01-01&to=2026-01-02&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().GetIndicators(ctx, &pb.GetIndicatorsRequest{ParkId: "p1", EnterpriseId: "e1", From: "2026-01-01", To: "2026-01-02"})
+				return err
+			}},
+		{"another enterprise's indicators", readers, restCall("GET", "/api/v1/parks/p1/indicators?enterprise=e2&from=2026-01-01&to=2026-01-02&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().GetIndicators(ctx, &pb.GetIndicatorsRequest{ParkId: "p1", EnterpriseId: "e2", From: "2026-01-01", To: "2026-01-02"})
+				return err
+			}},
+		{"other park's indicators", admins, restCall("GET", "/api/v1/parks/p2/indicators?from=2026-01-01&to=2026-01-02&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().GetIndicators(ctx, &pb.GetIndicatorsRequest{ParkId: "p2", From: "2026-01-01", To: "2026-01-02"})
+				return err
+			}},
+		{"park series", readers, restCall("GET", "/api/v1/parks/p1/series?metric=co2&step=1h&from=2026-01-01&to=2026-01-02&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.acc().GetSeries(ctx, &pb.GetSeriesRequest{ParkId: "p1", Metric: "co2", Step: "1h", From: "2026-01-01", To: "2026-01-02"})
+				return err
+			}},
 		{"create token", admins, restCall("POST", "/api/v1/tokens", func(n int) any {
 			return map[string]any{"role": "auditor", "park_ids": []string{"p1"}, "name": fmt.Sprint(n)}
 		}), func(ts *testServer, ctx context.Context, n int) error {
@@ -239,7 +327,10 @@ func operations() []operation {
 // and checks allowed calls succeed, out-of-scope calls get 403 / PermissionDenied, and calls
 // without a valid token get 401 / Unauthenticated.
 func TestAuthorizationMatrix(t *testing.T) {
-	ts := startServer(t, testConfig(t))
+	db := localsvc.SharedInfluxDBForTest(t)
+	cfg := testConfig(t)
+	cfg.Influx.URL, cfg.Influx.Bucket = db.URL, db.Bucket
+	ts := startServer(t, cfg)
 	f := seed(t, ts)
 	roles := []string{"none", "bogus", "admin", "operator", "auditor", "enterprise", "gateway"}
 	n, cases := 0, 0
