@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/parkcarbon/parkcarbon/pkg/accounting"
-		"github.com/parkcarbon/parkcarbon/pkg/registry"
+	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
 )
@@ -127,7 +127,7 @@ func onlyEnterprise(res accounting.Result, enterprise string) accounting.Result 
 	return accounting.Result{
 		From: res.From, To: res.To, FactorSet: res.FactorSet, Estimate: res.Estimate,
 		Block: b, Instruments: own, OperatorSupplied: res.OperatorSupplied,
-		Notes: append(res.Notes, "enterprise "+enterprise+" only: the park thresholds apply to the whole park"),
+		Notes:       append(res.Notes, "enterprise "+enterprise+" only: the park thresholds apply to the whole park"),
 		Enterprises: []accounting.Block{b},
 	}
 }
