@@ -419,8 +419,8 @@ func insertSerials(ctx context.Context, tx *sql.Tx, park, id string, ranges []Se
 	return nil
 }
 
-// serialsOfInstruments selects the serials of the instruments i the condition that follows
-// selects.
+// serialsOfInstruments starts the query of the serials of the instruments (aliased i) that
+// the condition appended to it selects.
 const serialsOfInstruments = `SELECT s.instrument_id, s.prefix, s.width, s.lo, s.hi
 	FROM instrument_serials s JOIN instruments i ON i.park_id = s.park_id AND i.id = s.instrument_id
 	WHERE `

@@ -41,6 +41,16 @@ func testStore(t *testing.T, open opener) {
 		{"ForeignKeys", testForeignKeys},
 		{"DeadLetters", testDeadLetters},
 		{"GatewaySequences", testGatewaySequences},
+		{"ValueAdded", testValueAdded},
+		{"ProcessOutput", testProcessOutput},
+		{"Instruments", testInstruments},
+		{"InstrumentSerials", testInstrumentSerials},
+		{"ConcurrentSerials", testConcurrentSerials},
+		{"Replacements", testReplacements},
+		{"FactorSets", testFactorSets},
+		{"DirtyHours", testDirtyHours},
+		{"ConcurrentMarkDirty", testConcurrentMarkDirty},
+		{"DeleteParkWithInputs", testDeleteParkWithInputs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
