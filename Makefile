@@ -4,7 +4,7 @@ GO ?= go
 GOLANGCI_LINT_VERSION := v2.15.0
 PROTOS := $(wildcard proto/parkcarbon/v1/*.proto)
 
-.PHONY: all build test lint proto proto-check deps demo clean bench-ingest
+.PHONY: all build test lint proto proto-check deps demo clean bench-ingest bench-accounting
 
 all: build
 
@@ -49,3 +49,9 @@ clean:
 bench-ingest: deps
 	mkdir -p bin && $(GO) build -o bin/parkcarbon ./cmd/parkcarbon && $(GO) build -o bin/parksim ./cmd/parksim
 	bin/parksim bench-ingest --binary bin/parkcarbon
+
+## bench-accounting: indicators of a park-year (500 meters, 15-minute readings, 17.5 M readings)
+## from the rollups, and rollup readings/s next to the InfluxDB write rate measured in the same run.
+bench-accounting: deps
+	mkdir -p bin && $(GO) build -o bin/parksim ./cmd/parksim
+	bin/parksim bench-accounting

@@ -1,6 +1,7 @@
 // Command parksim simulates a park for the edge agent and for tests: `meters` serves
 // simulated Modbus TCP and DL/T 645 meters from a YAML park file, `load` publishes batches
-// straight to a broker, `bench-ingest` measures the ingest path end to end.
+// straight to a broker, `bench-ingest` measures the ingest path end to end, `bench-accounting`
+// the rollups and indicators of a park-year.
 package main
 
 import (
@@ -14,10 +15,11 @@ import (
 
 // cli lists the commands; each lives in its own file (meters.go …) with its flags and Run.
 type cli struct {
-	Log         logFlags       `embed:"" prefix:"log-"`
-	Meters      metersCmd      `cmd:"" help:"Serve simulated meters (Modbus TCP, DL/T 645) from a YAML park file until interrupted."`
-	Load        loadCmd        `cmd:"" help:"Publish wire-contract batches straight to a broker and wait for the collectors' acks."`
-	BenchIngest benchIngestCmd `cmd:"" name:"bench-ingest" help:"End-to-end ingest benchmark against real InfluxDB and Mosquitto, next to the raw write ceiling."`
+	Log             logFlags           `embed:"" prefix:"log-"`
+	Meters          metersCmd          `cmd:"" help:"Serve simulated meters (Modbus TCP, DL/T 645) from a YAML park file until interrupted."`
+	Load            loadCmd            `cmd:"" help:"Publish wire-contract batches straight to a broker and wait for the collectors' acks."`
+	BenchIngest     benchIngestCmd     `cmd:"" name:"bench-ingest" help:"End-to-end ingest benchmark against real InfluxDB and Mosquitto, next to the raw write ceiling."`
+	BenchAccounting benchAccountingCmd `cmd:"" name:"bench-accounting" help:"Rollups and indicators of a park-year of readings against a real InfluxDB, next to the write rate."`
 }
 
 func parser(c *cli, options ...kong.Option) (*kong.Kong, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestParseMeters(t *testing.T) {
@@ -30,5 +31,22 @@ func TestParseMeters(t *testing.T) {
 	}
 	if _, err := p.Parse([]string{"meters", "--config", "missing.yaml"}); err == nil {
 		t.Error("a missing park file was accepted")
+	}
+}
+
+func TestParseBenchAccounting(t *testing.T) {
+	var c cli
+	p, err := parser(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := p.Parse([]string{"bench-accounting", "--quick", "--interval", "5m", "--claim-limit=-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.BenchAccounting
+	if k.Command() != "bench-accounting" || !b.Quick || b.Interval != 5*time.Minute || b.ClaimLimit != -1 ||
+		b.Year != 2025 || b.Runs != 5 || b.Batch != 5000 || b.Meters != 0 {
+		t.Errorf("parsed %q into %+v", k.Command(), b)
 	}
 }

@@ -98,7 +98,7 @@ func New(opts Options) (*Engine, error) {
 		opts.Interval = 5 * time.Second
 	}
 	if opts.ClaimLimit <= 0 {
-		opts.ClaimLimit = 10000
+		opts.ClaimLimit = DefaultClaimLimit
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -111,6 +111,7 @@ func New(opts Options) (*Engine, error) {
 
 // Stats describe one cycle.
 type Stats struct {
+	Claimed      int // dirty hours taken
 	Parks        int
 	Meters       int // counter meters computed, summed over the parks' windows
 	ReadingsRead int
@@ -120,6 +121,7 @@ type Stats struct {
 }
 
 func (s *Stats) add(o Stats) {
+	s.Claimed += o.Claimed
 	s.Parks += o.Parks
 	s.Meters += o.Meters
 	s.ReadingsRead += o.ReadingsRead
@@ -140,6 +142,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.log.Debug("rollup cycle", "parks", st.Parks, "meters", st.Meters, "readings", st.ReadingsRead,
 				"hours", st.HoursWritten, "days", st.DaysWritten, "duration", st.Duration)
 		}
+		if err == nil && st.Claimed == e.opts.ClaimLimit {
+			continue // a backlog: keep going
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -157,6 +162,7 @@ func (e *Engine) Cycle(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("claim dirty hours: %w", err)
 	}
+	st.Claimed = len(hours)
 	type claimed struct {
 		hours    []accounting.DirtyHour
 		versions []int64
@@ -287,8 +293,16 @@ type hourKey struct {
 // span is a half-open range of UTC hours.
 type span struct{ from, to time.Time }
 
-// dirtyRuns turns dirty hours into sorted runs of contiguous hours; runs closer than twice the
-// context margin are merged, since their windows overlap anyway.
+// maxRun bounds the hours one window query covers, so a backfill of months is read in pieces
+// an InfluxDB query answers in seconds.
+const maxRun = 48 * time.Hour
+
+// DefaultClaimLimit is how many dirty hours a cycle takes: a week of one park, or the current
+// hours of many. Run starts the next cycle at once while cycles come back full.
+const DefaultClaimLimit = 168
+
+// dirtyRuns turns dirty hours into sorted runs of contiguous hours of at most maxRun; runs
+// closer than twice the context margin are merged, since their windows overlap anyway.
 func dirtyRuns(hours []time.Time) []span {
 	hs := make([]time.Time, len(hours))
 	for i, h := range hours {
@@ -297,7 +311,7 @@ func dirtyRuns(hours []time.Time) []span {
 	slices.SortFunc(hs, func(a, b time.Time) int { return a.Compare(b) })
 	var out []span
 	for _, h := range hs {
-		if n := len(out); n > 0 && !h.After(out[n-1].to.Add(2*contextMargin)) {
+		if n := len(out); n > 0 && !h.After(out[n-1].to.Add(2*contextMargin)) && h.Add(time.Hour).Sub(out[n-1].from) <= maxRun {
 			if h.Add(time.Hour).After(out[n-1].to) {
 				out[n-1].to = h.Add(time.Hour)
 			}
