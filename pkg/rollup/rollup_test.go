@@ -108,12 +108,20 @@ func (env *testEnv) ingest(t *testing.T, batch []influx.Point) Stats {
 	if err := env.dirty.MarkDirty(context.Background(), MarkPoints(batch)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := env.eng.Cycle(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	// Cycles until the backlog is gone, as Run does.
+	var st Stats
+	for {
+		c, err := env.eng.Cycle(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.add(c)
+		if c.Claimed < DefaultClaimLimit {
+			break
+		}
 	}
 	if env.dirty.len() != 0 {
-		t.Fatalf("%d marks left after a successful cycle", env.dirty.len())
+		t.Fatalf("%d marks left after the cycles", env.dirty.len())
 	}
 	return st
 }
