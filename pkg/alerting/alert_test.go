@@ -83,7 +83,7 @@ func TestHysteresisBandHoldsEitherWay(t *testing.T) {
 		{0, obs(95), StateInactive, ""}, // in the band, never fired: nothing
 		{1 * time.Minute, obs(101), StateFiring, "firing"},
 		{2 * time.Minute, obs(91), StateFiring, ""},
-		{3 * time.Minute, obs(100), StateFiring, ""}, // at the threshold: not a breach, not clear
+		{3 * time.Minute, obs(100), StateFiring, ""},          // at the threshold: not a breach, not clear
 		{4 * time.Minute, obs(90), StateResolved, "resolved"}, // at the clear value: clear
 	})
 }

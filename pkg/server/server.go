@@ -24,6 +24,8 @@ import (
 
 	"github.com/parkcarbon/parkcarbon/pkg/accounting"
 	"github.com/parkcarbon/parkcarbon/pkg/accountsvc"
+	"github.com/parkcarbon/parkcarbon/pkg/alertsrc"
+	"github.com/parkcarbon/parkcarbon/pkg/alertsvc"
 	"github.com/parkcarbon/parkcarbon/pkg/api/grpcapi"
 	"github.com/parkcarbon/parkcarbon/pkg/api/rest"
 	"github.com/parkcarbon/parkcarbon/pkg/auth"
@@ -31,6 +33,7 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/collector"
 	"github.com/parkcarbon/parkcarbon/pkg/config"
 	"github.com/parkcarbon/parkcarbon/pkg/factors"
+	"github.com/parkcarbon/parkcarbon/pkg/notify"
 	pb "github.com/parkcarbon/parkcarbon/pkg/pb/parkcarbon/v1"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/rollup"
@@ -55,8 +58,15 @@ type Server struct {
 	Accounts  *accountsvc.Service
 	collector *collector.Collector
 	rollups   *rollup.Engine
-	// rollupEvery is how often the accounting role recomputes dirty hours.
+	alerts    *alertsvc.Engine
+	alertSvc  *alertsvc.Service
+	notifier  *notify.Dispatcher
+	hub       *alertsvc.Hub
+	// rollupEvery is how often the accounting role recomputes dirty hours; alertEvery how
+	// often the alerting role evaluates, with the clock alertNow (tests set them).
 	rollupEvery time.Duration
+	alertEvery  time.Duration
+	alertNow    func() time.Time
 	stopBg      context.CancelFunc
 	metrics     *prometheus.Registry
 	broker      *broker.Broker
@@ -162,6 +172,10 @@ func (s *Server) build() error {
 	}
 	s.Accounts = &accountsvc.Service{Registry: s.Registry, Inputs: s.Store, Dirty: s.Store, Totals: s.Influx, Factors: s.Factors}
 	accSvc := &grpcapi.Accounting{Service: s.Accounts}
+	s.hub = alertsvc.NewHub()
+	s.notifier = notify.New(notify.Options{Log: s.Store, Logger: s.logger.With("component", "notify"), Registerer: s.metrics})
+	s.alertSvc = &alertsvc.Service{Store: s.Store, Registry: s.Registry, Hub: s.hub}
+	alertSvc := &grpcapi.Alerting{Service: s.alertSvc}
 
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(grpcapi.UnaryInterceptor(s.Authn, s.logger)),
@@ -175,7 +189,9 @@ func (s *Server) build() error {
 		pb.RegisterAuthServiceServer(s.grpc, authSvc)
 		pb.RegisterTelemetryServiceServer(s.grpc, telSvc)
 		pb.RegisterAccountingServiceServer(s.grpc, accSvc)
-		s.http = rest.New(rest.Options{Registry: reg, Auth: authSvc, Telemetry: telSvc, Accounting: accSvc, Authn: s.Authn, Logger: s.logger})
+		pb.RegisterAlertingServiceServer(s.grpc, alertSvc)
+		s.http = rest.New(rest.Options{Registry: reg, Auth: authSvc, Telemetry: telSvc, Accounting: accSvc, Alerting: alertSvc,
+			Authn: s.Authn, Logger: s.logger})
 	} else {
 		s.http = fiber.New(fiber.Config{DisableStartupMessage: true})
 	}
@@ -243,10 +259,15 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.stopBg = cancel
 	if s.cfg.HasRole(config.RoleAccounting) {
-		if err = s.startRollups(); err != nil {
+		if err = s.startRollups(bg); err != nil {
 			return err
 		}
+	}
+	if err = s.startAlerting(bg); err != nil {
+		return err
 	}
 	if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("listen grpc_addr (PARKCARBON_GRPC_ADDR): %w", err)
@@ -299,6 +320,7 @@ func addrOf(ln net.Listener) string {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.health.Shutdown()
+		s.hub.Close() // live feeds end first, so their streams and connections close
 		var errs []error
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
@@ -318,6 +340,7 @@ func (s *Server) Close() error {
 		if s.stopBg != nil {
 			s.stopBg()
 		}
+		s.notifier.Close()
 		if s.broker != nil {
 			if err := s.broker.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("stop broker: %w", err))
@@ -446,7 +469,7 @@ func (d dirtyMarkingWriter) WriteReadings(ctx context.Context, points []influx.P
 }
 
 // startRollups runs the rollup engine of the accounting role in the background.
-func (s *Server) startRollups() error {
+func (s *Server) startRollups(ctx context.Context) error {
 	every := s.rollupEvery
 	if every == 0 {
 		every = 5 * time.Second
@@ -460,13 +483,41 @@ func (s *Server) startRollups() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopBg = cancel
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		if err := s.rollups.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			s.logger.Error("rollup engine stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// startAlerting starts notification delivery (every process that may acknowledge or evaluate
+// needs it) and, in the alerting role, the evaluator, which takes the lease in SQL so that
+// exactly one instance evaluates.
+func (s *Server) startAlerting(ctx context.Context) error {
+	s.notifier.Start(ctx)
+	if !s.cfg.HasRole(config.RoleAlerting) {
+		return nil
+	}
+	host, _ := os.Hostname()
+	var err error
+	s.alerts, err = alertsvc.NewEngine(alertsvc.Options{
+		Store: s.Store, Notifier: s.notifier, Hub: s.hub,
+		Source:   alertsrc.New(alertsrc.Options{Readings: s.Influx, Registry: s.Registry, Ledger: s.Store, Accounts: s.Accounts, Logger: s.logger.With("component", "alertsrc")}),
+		Holder:   fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
+		Interval: s.alertEvery, Now: s.alertNow, Logger: s.logger.With("component", "alerting"),
+	})
+	if err != nil {
+		return err
+	}
+	s.alertSvc.Engine = s.alerts
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.alerts.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.logger.Error("alert evaluator stopped", "err", err)
 		}
 	}()
 	return nil

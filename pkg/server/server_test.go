@@ -42,6 +42,12 @@ func testConfig(t testing.TB) config.Config {
 
 func startServer(t testing.TB, cfg config.Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith lets a test set the server's unexported knobs before it starts.
+func startServerWith(t testing.TB, cfg config.Config, tune func(*Server)) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
@@ -52,6 +58,9 @@ func startServer(t testing.TB, cfg config.Config) *testServer {
 		t.Fatalf("new server: %v", err)
 	}
 	s.rollupEvery = 200 * time.Millisecond
+	if tune != nil {
+		tune(s)
+	}
 	if err := s.Start(ctx); err != nil {
 		t.Fatalf("start server: %v", err)
 	}

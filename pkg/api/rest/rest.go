@@ -32,8 +32,10 @@ type Options struct {
 	Telemetry pb.TelemetryServiceServer
 	// Accounting is optional: without it the accounting routes are not served.
 	Accounting pb.AccountingServiceServer
-	Authn      *auth.Authenticator
-	Logger     *slog.Logger
+	// Alerting is optional too.
+	Alerting pb.AlertingServiceServer
+	Authn    *auth.Authenticator
+	Logger   *slog.Logger
 }
 
 // New returns the Fiber app serving /api/v1. The caller may add routes (health, metrics,
@@ -53,6 +55,9 @@ func New(opts Options) *fiber.App {
 	registerTelemetry(api, opts.Telemetry)
 	if opts.Accounting != nil {
 		registerAccounting(api, opts.Accounting)
+	}
+	if opts.Alerting != nil {
+		registerAlerting(api, opts.Alerting)
 	}
 	api.Post("/tokens", handle(func(c *fiber.Ctx) (*pb.CreateTokenRequest, error) {
 		req := &pb.CreateTokenRequest{}

@@ -815,7 +815,7 @@ func testDeleteParkWithInputs(t *testing.T, s *Store) {
 	}
 	var found bool
 	for _, e := range audit(t, s, AuditFilter{}) {
-		found = found || e.Action == "accounting_inputs.delete" && e.Resource == "parks/p1/accounting-inputs"
+		found = found || e.Action == "park_data.delete" && e.Resource == "parks/p1/data"
 	}
 	if !found {
 		t.Error("no audit row for the deleted accounting inputs")

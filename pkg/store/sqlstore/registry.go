@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
@@ -141,21 +142,24 @@ func (s *Store) DeletePark(ctx context.Context, id string, cascade bool, actor s
 		if err != nil {
 			return fmt.Errorf("read park %s: %w", id, err)
 		}
-		var nEnterprises, nMeters, nGateways, nInstruments int64
+		var nEnterprises, nMeters, nGateways, nInstruments, nRules, nEndpoints int64
 		err = tx.QueryRowContext(ctx, `SELECT
 			(SELECT COUNT(*) FROM enterprises WHERE park_id = $1),
 			(SELECT COUNT(*) FROM meters WHERE park_id = $1),
 			(SELECT COUNT(*) FROM gateways WHERE park_id = $1),
-			(SELECT COUNT(*) FROM instruments WHERE park_id = $1)`, id).Scan(&nEnterprises, &nMeters, &nGateways, &nInstruments)
+			(SELECT COUNT(*) FROM instruments WHERE park_id = $1),
+			(SELECT COUNT(*) FROM alert_rules WHERE park_id = $1),
+			(SELECT COUNT(*) FROM notification_endpoints WHERE park_id = $1)`, id).Scan(&nEnterprises, &nMeters, &nGateways, &nInstruments, &nRules, &nEndpoints)
 		if err != nil {
 			return fmt.Errorf("count contents of park %s: %w", id, err)
 		}
 		var recs []auditRecord
-		if nEnterprises+nMeters+nGateways+nInstruments > 0 {
+		if nEnterprises+nMeters+nGateways+nInstruments+nRules+nEndpoints > 0 {
 			if !cascade {
-				return fmt.Errorf("park %s still has %s, %s, %s and %s: delete them first or use ?cascade=true: %w",
+				return fmt.Errorf("park %s still has %s, %s, %s, %s, %s and %s: delete them first or use ?cascade=true: %w",
 					id, plural(nEnterprises, "enterprise"), plural(nMeters, "meter"), plural(nGateways, "gateway"),
-					plural(nInstruments, "green instrument"), registry.ErrConflict)
+					plural(nInstruments, "green instrument"), plural(nRules, "alert rule"), plural(nEndpoints, "notification endpoint"),
+					registry.ErrConflict)
 			}
 			if recs, err = s.deleteParkContents(ctx, tx, id); err != nil {
 				return err
@@ -175,13 +179,13 @@ func (s *Store) DeletePark(ctx context.Context, id string, cascade bool, actor s
 // accountingTables hold a park's accounting inputs, children before parents.
 var accountingTables = []string{"instrument_serials", "instruments", "meter_replacements", "process_outputs", "value_added", "rollup_dirty"}
 
-// deleteParkContents deletes the accounting inputs, meters, gateways and enterprises of a park,
-// in that order (each refers to the ones after it), and returns their audit records; the
-// accounting inputs get one record with the rows each table held.
+// deleteParkContents deletes the accounting inputs and alerting data, meters, gateways and
+// enterprises of a park, in that order (each refers to the ones after it), and returns their
+// audit records; the accounting and alerting data get one record with the rows each table held.
 func (s *Store) deleteParkContents(ctx context.Context, tx *sql.Tx, parkID string) ([]auditRecord, error) {
 	var recs []auditRecord
 	inputs := map[string]int64{}
-	for _, table := range accountingTables {
+	for _, table := range append(slices.Clone(accountingTables), alertingTables...) {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE park_id = $1`, parkID) //nolint:gosec // G202: table names are constants
 		if err != nil {
 			return nil, fmt.Errorf("delete %s of park %s: %w", table, parkID, err)
@@ -191,7 +195,7 @@ func (s *Store) deleteParkContents(ctx context.Context, tx *sql.Tx, parkID strin
 		}
 	}
 	if len(inputs) > 0 {
-		recs = append(recs, auditRecord{action: "accounting_inputs.delete", resource: parkResource(parkID) + "/accounting-inputs", parkID: parkID, before: inputs})
+		recs = append(recs, auditRecord{action: "park_data.delete", resource: parkResource(parkID) + "/data", parkID: parkID, before: inputs})
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+meterColumns+` FROM meters WHERE park_id = $1 ORDER BY id{collate}`), parkID)
 	if err != nil {

@@ -40,6 +40,7 @@ func testStore(t *testing.T, open opener) {
 		{"Service", testService},
 		{"ForeignKeys", testForeignKeys},
 		{"DeadLetters", testDeadLetters},
+		{"CountDeadLetters", testCountDeadLetters},
 		{"GatewaySequences", testGatewaySequences},
 		{"ValueAdded", testValueAdded},
 		{"ProcessOutput", testProcessOutput},
@@ -51,6 +52,16 @@ func testStore(t *testing.T, open opener) {
 		{"DirtyHours", testDirtyHours},
 		{"ConcurrentMarkDirty", testConcurrentMarkDirty},
 		{"DeleteParkWithInputs", testDeleteParkWithInputs},
+		{"AlertRules", testAlertRules},
+		{"SaveAlerts", testSaveAlerts},
+		{"ListAlerts", testListAlerts},
+		{"AlertHistory", testAlertHistory},
+		{"Silences", testSilences},
+		{"NotificationEndpoints", testEndpoints},
+		{"Deliveries", testDeliveries},
+		{"Leases", testLeases},
+		{"ConcurrentLease", testConcurrentLease},
+		{"AlertingTablesDeleteOrder", testAlertingTablesDeleteOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
