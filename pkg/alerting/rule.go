@@ -180,6 +180,11 @@ func (r Rule) Validate() error {
 	default:
 		return invalid("severity", "%q is not info, warning or critical", r.Severity)
 	}
+	for i, ep := range r.Endpoints {
+		if slices.Contains(r.Endpoints[:i], ep) {
+			return invalid("endpoints", "%q is named twice", ep)
+		}
+	}
 	for k := range r.Labels {
 		if !labelName.MatchString(k) {
 			return invalid("labels", "label name %q does not match %s", k, labelName)

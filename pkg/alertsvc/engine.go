@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/parkcarbon/parkcarbon/pkg/alerting"
+	"github.com/parkcarbon/parkcarbon/pkg/registry"
 )
 
 // LeaseName is the SQL lease the evaluator holds.
@@ -46,6 +48,19 @@ type Engine struct {
 	mu     sync.Mutex // one cycle or acknowledgement at a time
 	alerts map[string]alerting.Alert
 	leader bool // only touched by Run's goroutine
+}
+
+// outbox holds what a cycle tells the world; it is sent only once the new state is saved, so a
+// failed save never leads to a notification being sent twice.
+type outbox struct {
+	feed  []FeedEvent
+	sends []send
+}
+
+type send struct {
+	ep       alerting.Endpoint
+	ev       alerting.Event
+	ruleName string
 }
 
 // CycleStats describes one evaluation.
@@ -148,22 +163,40 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 	}
 	var changed []alerting.Alert
 	var history []alerting.HistoryEntry
+	var out outbox
 	for park, rs := range byPark {
 		st.Parks++
 		st.Rules += len(rs)
-		c, h, n, obs, err := e.evaluatePark(ctx, park, rs, now)
+		c, h, obs, err := e.evaluatePark(ctx, park, rs, now, &out)
 		if err != nil {
 			e.log.Warn("park not evaluated", "park", park, "err", err)
 			continue
 		}
 		changed, history = append(changed, c...), append(history, h...)
-		st.Notifications += n
 		st.Observations += obs
 	}
 	st.Changed = len(changed)
 	if len(changed) > 0 || len(history) > 0 {
+		acked, err := e.keepAcks(ctx, changed)
+		if err != nil {
+			return st, err
+		}
+		// A repeat decided before an acknowledgement arrived is not sent.
+		out.sends = slices.DeleteFunc(out.sends, func(m send) bool {
+			return acked[m.ev.Alert.ID] && m.ev.Kind == alerting.EventFiring && e.alerts[m.ev.Alert.ID].State == alerting.StateFiring
+		})
 		if err := e.opts.Store.SaveAlerts(ctx, changed, history); err != nil {
 			return st, fmt.Errorf("save alert state: %w", err)
+		}
+	}
+	for _, f := range out.feed {
+		e.opts.Hub.Publish(f)
+	}
+	for _, m := range out.sends {
+		if e.opts.Notifier.Notify(m.ep, m.ev, m.ruleName) {
+			st.Notifications++
+		} else {
+			e.log.Warn("notification dropped: delivery queue full", "alert", m.ev.Alert.ID, "endpoint", m.ep.ID)
 		}
 	}
 	st.Duration = time.Since(start)
@@ -171,14 +204,14 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 }
 
 // evaluatePark runs the rules of one park: observations, lifecycle steps, notifications.
-func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting.Rule, now time.Time) (changed []alerting.Alert, history []alerting.HistoryEntry, sent, observed int, err error) {
+func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting.Rule, now time.Time, out *outbox) (changed []alerting.Alert, history []alerting.HistoryEntry, observed int, err error) {
 	silences, err := e.opts.Store.ListSilences(ctx, park)
 	if err != nil {
-		return nil, nil, 0, 0, err
+		return nil, nil, 0, err
 	}
 	endpoints, err := e.opts.Store.ListEndpoints(ctx, park)
 	if err != nil {
-		return nil, nil, 0, 0, err
+		return nil, nil, 0, err
 	}
 	results := e.opts.Source.Observe(ctx, park, rules, now)
 	byRule := map[string][]string{}
@@ -203,7 +236,7 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 			}
 			if prev.State != next.State && next.State == alerting.StatePending {
 				history = append(history, entry(next, alerting.StatePending, now, ""))
-				e.opts.Hub.Publish(FeedEvent{Kind: alerting.StatePending, Alert: next, RuleName: r.Name, At: now})
+				out.feed = append(out.feed, FeedEvent{Kind: alerting.StatePending, Alert: next, RuleName: r.Name, At: now})
 			}
 			labels := next.Labels
 			muted := alerting.Silenced(silences, labels, now)
@@ -213,16 +246,12 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 					detail = "silenced: not notified"
 				}
 				history = append(history, entry(next, ev.Kind, now, detail))
-				e.opts.Hub.Publish(FeedEvent{Kind: ev.Kind, Alert: next, RuleName: r.Name, Silenced: muted, At: now})
+				out.feed = append(out.feed, FeedEvent{Kind: ev.Kind, Alert: next, RuleName: r.Name, Silenced: muted, At: now})
 				if muted {
 					continue
 				}
 				for _, ep := range route(r, endpoints) {
-					if e.opts.Notifier.Notify(ep, ev, r.Name) {
-						sent++
-					} else {
-						e.log.Warn("notification dropped: delivery queue full", "alert", next.ID, "endpoint", ep.ID)
-					}
+					out.sends = append(out.sends, send{ep, ev, r.Name})
 				}
 			}
 		}
@@ -238,21 +267,42 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 			}
 		}
 	}
-	return changed, history, sent, observed, nil
+	return changed, history, observed, nil
+}
+
+// keepAcks carries over acknowledgements stored since the cycle read the state (made through
+// another instance), so saving the cycle's alerts does not undo them.
+func (e *Engine) keepAcks(ctx context.Context, changed []alerting.Alert) (map[string]bool, error) {
+	acked := map[string]bool{}
+	for i, a := range changed {
+		if a.AckedBy != "" || (a.State != alerting.StateFiring && a.State != alerting.StatePending) {
+			continue
+		}
+		cur, err := e.opts.Store.GetAlert(ctx, a.ID)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read alert %s: %w", a.ID, err)
+		}
+		if cur.AckedBy != "" && cur.AckedAt.After(e.alerts[a.ID].AckedAt) {
+			changed[i].AckedBy, changed[i].AckComment, changed[i].AckedAt = cur.AckedBy, cur.AckComment, cur.AckedAt
+			acked[a.ID] = true
+		}
+	}
+	return acked, nil
 }
 
 // route picks the endpoints told about a rule's alerts: those it names, else every endpoint
-// of the park.
+// of the park; each once.
 func route(r alerting.Rule, endpoints []alerting.Endpoint) []alerting.Endpoint {
 	if len(r.Endpoints) == 0 {
 		return endpoints
 	}
 	var out []alerting.Endpoint
 	for _, ep := range endpoints {
-		for _, id := range r.Endpoints {
-			if ep.ID == id {
-				out = append(out, ep)
-			}
+		if slices.Contains(r.Endpoints, ep.ID) {
+			out = append(out, ep)
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,6 +17,9 @@ import (
 
 // acc is the accounting service client of the test server.
 func (ts *testServer) acc() pb.AccountingServiceClient { return pb.NewAccountingServiceClient(ts.conn) }
+
+// alerts is the alerting service client of the test server.
+func (ts *testServer) alerts() pb.AlertingServiceClient { return pb.NewAlertingServiceClient(ts.conn) }
 
 // fixture registers two parks with enterprises, meters and gateways over REST as admin, and
 // issues one token per role. Park p1: enterprises e1 and e2, meters m-e1 (e1), m-e2 (e2) and
@@ -312,6 +316,62 @@ func operations() []operation {
 		{"park series", readers, restCall("GET", "/api/v1/parks/p1/series?metric=co2&step=1h&from=2026-01-01&to=2026-01-02&n=%d", nil),
 			func(ts *testServer, ctx context.Context, _ int) error {
 				_, err := ts.acc().GetSeries(ctx, &pb.GetSeriesRequest{ParkId: "p1", Metric: "co2", Step: "1h", From: "2026-01-01", To: "2026-01-02"})
+				return err
+			}},
+		{"create alert rule", writers, restCall("POST", "/api/v1/parks/p1/alert-rules", func(n int) any {
+			return map[string]any{"id": fmt.Sprintf("r-%d", n), "name": "silent", "kind": "no_data", "op": ">", "threshold": 3, "severity": "warning"}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.alerts().CreateAlertRule(ctx, &pb.CreateAlertRuleRequest{ParkId: "p1", Rule: &pb.AlertRule{Id: fmt.Sprintf("r-%d", n),
+				Name: "silent", Kind: "no_data", Op: ">", Threshold: 3, Severity: "warning"}})
+			return err
+		}},
+		{"list alert rules", readers, restCall("GET", "/api/v1/parks/p1/alert-rules?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListAlertRules(ctx, &pb.ListAlertRulesRequest{ParkId: "p1"})
+				return err
+			}},
+		{"list alerts", readers, restCall("GET", "/api/v1/parks/p1/alerts?state=firing&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListAlerts(ctx, &pb.ListAlertsRequest{ParkId: "p1", State: "firing"})
+				return err
+			}},
+		{"list own enterprise's alerts", entReader, restCall("GET", "/api/v1/parks/p1/alerts?enterprise=e1&n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListAlerts(ctx, &pb.ListAlertsRequest{ParkId: "p1", EnterpriseId: "e1"})
+				return err
+			}},
+		{"list other park's alerts", admins, restCall("GET", "/api/v1/parks/p2/alerts?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListAlerts(ctx, &pb.ListAlertsRequest{ParkId: "p2"})
+				return err
+			}},
+		{"create silence", writers, restCall("POST", "/api/v1/parks/p1/silences", func(n int) any {
+			return map[string]any{"matchers": []map[string]any{{"name": "rule", "value": fmt.Sprint(n)}}, "ends_at": time.Now().Add(24 * time.Hour).Format(time.RFC3339), "comment": "test"}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.alerts().CreateSilence(ctx, &pb.CreateSilenceRequest{ParkId: "p1", Silence: &pb.Silence{
+				Matchers: []*pb.SilenceMatcher{{Name: "rule", Value: fmt.Sprint(n)}}, EndsAt: "2026-12-31T00:00:00Z", StartsAt: "2026-12-01T00:00:00Z", Comment: "test"}})
+			return err
+		}},
+		{"list silences", readers, restCall("GET", "/api/v1/parks/p1/silences?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListSilences(ctx, &pb.ListSilencesRequest{ParkId: "p1"})
+				return err
+			}},
+		{"create notification endpoint", writers, restCall("POST", "/api/v1/parks/p1/notification-endpoints", func(n int) any {
+			return map[string]any{"id": fmt.Sprintf("ep-%d", n), "kind": "email", "to": []string{"ops@park.example"}}
+		}), func(ts *testServer, ctx context.Context, n int) error {
+			_, err := ts.alerts().CreateNotificationEndpoint(ctx, &pb.CreateNotificationEndpointRequest{ParkId: "p1",
+				Endpoint: &pb.NotificationEndpoint{Id: fmt.Sprintf("ep-%d", n), Kind: "email", To: []string{"ops@park.example"}}})
+			return err
+		}},
+		{"list deliveries", readers, restCall("GET", "/api/v1/parks/p1/deliveries?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListDeliveries(ctx, &pb.ListDeliveriesRequest{ParkId: "p1"})
+				return err
+			}},
+		{"alert history", readers, restCall("GET", "/api/v1/parks/p1/alert-history?n=%d", nil),
+			func(ts *testServer, ctx context.Context, _ int) error {
+				_, err := ts.alerts().ListAlertHistory(ctx, &pb.ListAlertHistoryRequest{ParkId: "p1"})
 				return err
 			}},
 		{"create token", admins, restCall("POST", "/api/v1/tokens", func(n int) any {

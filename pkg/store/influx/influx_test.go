@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -126,12 +127,25 @@ func TestCountByDay(t *testing.T) {
 // the refused ones.
 func TestPartialWriteIsolatesRejectedPoints(t *testing.T) {
 	_, db := newStore(t)
-	q := fmt.Sprintf(`CREATE RETENTION POLICY "short" ON %q DURATION 1h REPLICATION 1`, db.Database)
-	resp, err := http.PostForm(db.URL+"/query", url.Values{"q": {q}})
-	if err != nil {
-		t.Fatal(err)
+	influxQL := func(q string) string {
+		t.Helper()
+		resp, err := http.PostForm(db.URL+"/query", url.Values{"q": {q}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
+			t.Fatalf("%s: %d %s", q, resp.StatusCode, body)
+		}
+		return string(body)
 	}
-	resp.Body.Close()
+	influxQL(fmt.Sprintf(`CREATE RETENTION POLICY "short" ON %q DURATION 1h REPLICATION 1`, db.Database))
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(influxQL(fmt.Sprintf(`SHOW RETENTION POLICIES ON %q`, db.Database)), `"short"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("retention policy short not created")
+		}
+	}
 	s := New(Options{URL: db.URL, Bucket: db.Database + "/short"})
 	defer s.Close()
 	now := time.Now().Truncate(time.Millisecond)
@@ -145,7 +159,7 @@ func TestPartialWriteIsolatesRejectedPoints(t *testing.T) {
 		}
 		pts = append(pts, Point{Park: "p1", Meter: fmt.Sprintf("m%d", i), Carrier: "heat", TS: ts, Value: float64(i)})
 	}
-	err = s.WriteReadings(context.Background(), pts)
+	err := s.WriteReadings(context.Background(), pts)
 	var rej *RejectedError
 	if !errors.As(err, &rej) {
 		t.Fatalf("WriteReadings = %v, want a RejectedError", err)
