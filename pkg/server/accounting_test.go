@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -166,6 +167,10 @@ func TestAccountingThroughTheServer(t *testing.T) {
 		t.Fatalf("overlapping serial refused without naming it: %v", dup)
 	}
 	got = ts.must(200, "GET", "/api/v1/parks/acc/indicators?"+period, a, nil)
+	if testing.Verbose() { // the worked example of the README and the closing note
+		example, _ := json.MarshalIndent(got, "", "  ")
+		t.Logf("GET /api/v1/parks/acc/indicators?%s\n%s", period, example)
+	}
 
 	// The engine applied to the ground truth is the expected result.
 	set, err := factors.NewRegistry()
