@@ -50,3 +50,19 @@ func TestParseBenchAccounting(t *testing.T) {
 		t.Errorf("parsed %q into %+v", k.Command(), b)
 	}
 }
+
+func TestParseBenchAlerting(t *testing.T) {
+	var c cli
+	p, err := parser(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := p.Parse([]string{"bench-alerting", "--quick", "--meters", "800", "--cycles", "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.BenchAlerting
+	if k.Command() != "bench-alerting" || !b.Quick || b.Meters != 800 || b.Cycles != 4 || b.Rules != 0 || b.Enterprises != 0 {
+		t.Errorf("parsed %q into %+v", k.Command(), b)
+	}
+}

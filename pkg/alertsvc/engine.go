@@ -231,7 +231,8 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 			next, events := alerting.Step(r, prev, o, now)
 			seen[next.ID] = true
 			e.alerts[next.ID] = next
-			if significant(prev, r) != significant(next, r) {
+			// A label set seen for the first time that stays inactive has nothing to store.
+			if !(prev.ID == "" && next.State == alerting.StateInactive) && significant(prev, r) != significant(next, r) {
 				changed = append(changed, next)
 			}
 			if prev.State != next.State && next.State == alerting.StatePending {

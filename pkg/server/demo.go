@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
+	"github.com/parkcarbon/parkcarbon/pkg/alerting"
+	"github.com/parkcarbon/parkcarbon/pkg/alertsvc"
 	"github.com/parkcarbon/parkcarbon/pkg/auth"
 	"github.com/parkcarbon/parkcarbon/pkg/config"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
@@ -43,12 +46,45 @@ func Demo(ctx context.Context, cfg config.Config, out io.Writer, logger *slog.Lo
   MQTT broker:  %[3]s
   admin token:  %[4]s
   try:          curl -s -H "Authorization: Bearer %[4]s" http://%[1]s/api/v1/parks/demo-park/meters
-`, s.HTTPAddr(), s.GRPCAddr(), s.MQTTAddr(), cfg.AdminToken)
-	if pass != "" {
-		fmt.Fprintf(out, "  gateway gw-demo MQTT password: %s\n", pass)
+                curl -s -H "Authorization: Bearer %[4]s" "http://%[1]s/api/v1/parks/demo-park/indicators?from=%[5]s&to=%[6]s"
+                curl -s -H "Authorization: Bearer %[4]s" "http://%[1]s/api/v1/parks/demo-park/series?metric=power&step=1h&from=%[5]s&to=%[6]s"
+                curl -s -H "Authorization: Bearer %[4]s" "http://%[1]s/api/v1/parks/demo-park/alerts?state=firing,pending"
+                curl -sN -H "Authorization: Bearer %[4]s" http://%[1]s/api/v1/parks/demo-park/alerts/stream
+`, s.HTTPAddr(), s.GRPCAddr(), s.MQTTAddr(), cfg.AdminToken,
+		time.Now().In(cst).AddDate(0, 0, -7).Format(time.DateOnly), time.Now().In(cst).AddDate(0, 0, 1).Format(time.DateOnly))
+	if pass == "" {
+		fmt.Fprintln(out, "  (the demo park existed already: no simulated readings this time; remove the data directory for a fresh demo)")
+	} else {
+		if err := seedDemoAlerts(sys, s.alertSvc); err != nil {
+			_ = s.Close()
+			return fmt.Errorf("seed demo alert rules: %w", err)
+		}
+		fmt.Fprintln(out, "  a simulated gateway sends seven days of readings of the demo park, then one per minute")
+		go func() {
+			if err := feedDemo(ctx, s.MQTTAddr(), pass, logger.With("component", "demo")); err != nil {
+				logger.Error("demo feed stopped", "err", err)
+			}
+		}()
 	}
 	<-ctx.Done()
 	return s.Close()
+}
+
+// seedDemoAlerts adds rules that the demo load trips: e1 above 800 kW during its day shift,
+// and any meter silent for three intervals.
+func seedDemoAlerts(ctx context.Context, svc *alertsvc.Service) error {
+	clear := 700.0
+	for _, r := range []alerting.Rule{
+		{ID: "e1-demand", ParkID: "demo-park", Name: "e1 above 800 kW", Kind: alerting.KindThreshold, Metric: alerting.MetricPower,
+			EnterpriseID: "e1", Op: ">", Threshold: 800, Clear: &clear, Window: 5 * time.Minute, For: 5 * time.Minute, Severity: alerting.SeverityWarning},
+		{ID: "silent-meter", ParkID: "demo-park", Name: "meter silent for 3 intervals", Kind: alerting.KindNoData, Op: ">", Threshold: 3,
+			Severity: alerting.SeverityCritical},
+	} {
+		if _, err := svc.CreateRule(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SeedDemo registers the demonstration park (a small Hunan park) unless it exists, and
