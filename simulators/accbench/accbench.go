@@ -26,6 +26,7 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/rollup"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
+	"github.com/parkcarbon/parkcarbon/simulators/procstat"
 )
 
 // ErrMismatch is returned when the indicators disagree with the generated ground truth.
@@ -117,8 +118,8 @@ type Report struct {
 	// Writing the readings and marking their hours dirty.
 	WriteTime     time.Duration
 	MarkTime      time.Duration // summed over the writers
-	WriteSelf     usage
-	WriteInflux   usage
+	WriteSelf     procstat.Usage
+	WriteInflux   procstat.Usage
 	DirtyHours    int
 	WritePerSec   float64
 	WriteBatch    int
@@ -134,8 +135,8 @@ type Report struct {
 	ReadingsRead int
 	HoursWritten int
 	DaysWritten  int
-	RollupSelf   usage
-	RollupInflux usage
+	RollupSelf   procstat.Usage
+	RollupInflux procstat.Usage
 	// RollupCalls is where the engine's time went, by store method.
 	RollupCalls   []CallTime
 	DirtyLeft     int
@@ -222,7 +223,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return rep, err
 	}
 	defer func() { _ = db.Stop() }()
-	influxPID, err := pidFile(db.Dir, "influxd")
+	influxPID, err := procstat.PidFile(db.Dir, "influxd")
 	if err != nil {
 		return rep, fmt.Errorf("influxd pid: %w", err)
 	}
@@ -253,12 +254,12 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	log.Info("writing readings", "meters", len(meters), "readings", rep.Readings, "from", from, "to", to)
 	self := os.Getpid()
 	// phase samples both processes now and returns what they used until it is called.
-	phase := func() func() (usage, usage) {
-		resetPeak(self)
-		resetPeak(influxPID)
-		s0, i0 := sampleProc(self), sampleProc(influxPID)
-		return func() (usage, usage) {
-			return used(s0, sampleProc(self)), used(i0, sampleProc(influxPID))
+	phase := func() func() (procstat.Usage, procstat.Usage) {
+		procstat.ResetPeak(self)
+		procstat.ResetPeak(influxPID)
+		s0, i0 := procstat.Read(self), procstat.Read(influxPID)
+		return func() (procstat.Usage, procstat.Usage) {
+			return procstat.Used(s0, procstat.Read(self)), procstat.Used(i0, procstat.Read(influxPID))
 		}
 	}
 	end := phase()

@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/parkcarbon/parkcarbon/simulators/procstat"
 )
 
 // Print writes the report as a table, followed by PASS/FAIL lines for the targets.
@@ -13,7 +15,7 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\naccounting benchmark: park %s, %d meters, [%s, %s) %s, one reading per %s; this machine, one run\n\n",
 		ParkID, r.Meters, r.From.Format("2006-01-02"), r.To.Format("2006-01-02"), zone, r.Interval)
 	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-34s %s\n", k, fmt.Sprintf(format, args...)) }
-	cpu := func(u usage) string {
+	cpu := func(u procstat.Usage) string {
 		return fmt.Sprintf("%6.1f s CPU  %5.2f cores  peak RSS %6.0f MB", u.CPU.Seconds(), u.Cores, float64(u.PeakB)/(1<<20))
 	}
 

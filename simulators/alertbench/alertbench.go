@@ -29,6 +29,7 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
+	"github.com/parkcarbon/parkcarbon/simulators/procstat"
 )
 
 // ErrInsane is returned when the run's sanity checks fail: a cycle or rule failed, or the
@@ -134,7 +135,7 @@ type Report struct {
 	// Self and Influx are the CPU of this process and of influxd from the first cycle's start
 	// to the last cycle's end, deliveries between cycles included; Excluded the benchmark's own
 	// check after the first cycle, taken out of Self.
-	Self, Influx usage
+	Self, Influx procstat.Usage
 	Excluded     time.Duration
 	Span         time.Duration
 	Calls        []CallTime
@@ -281,7 +282,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return rep, err
 	}
 	defer func() { _ = db.Stop() }()
-	influxPID, err := pidFile(db.Dir, "influxd")
+	influxPID, err := procstat.PidFile(db.Dir, "influxd")
 	if err != nil {
 		return rep, fmt.Errorf("influxd pid: %w", err)
 	}
@@ -384,9 +385,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 	// 4. The cycles.
 	self := os.Getpid()
-	resetPeak(self)
-	resetPeak(influxPID)
-	s0, i0 := sampleProc(self), sampleProc(influxPID)
+	procstat.ResetPeak(self)
+	procstat.ResetPeak(influxPID)
+	s0, i0 := procstat.Read(self), procstat.Read(influxPID)
 	notified := 0
 	var last time.Time
 	for i := range o.Cycles {
@@ -418,9 +419,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		notified += st.Notifications
 		if i == 0 {
 			// The check is the benchmark's, not the evaluator's: its CPU is taken out.
-			before := sampleProc(self)
+			before := procstat.Read(self)
 			rep.NoDataFiring, err = firingNoData(ctx, sql, kindOf)
-			rep.Excluded += sampleProc(self).cpu - before.cpu
+			rep.Excluded += procstat.Read(self).CPU - before.CPU
 			if err != nil {
 				return rep, err
 			}
@@ -436,8 +437,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		log.Info("cycle", "n", i+1, "at", now, "seconds", c.Wall.Seconds(), "observations", c.Observations,
 			"changed", c.Changed, "notifications", c.Notifications)
 	}
-	s1, i1 := sampleProc(self), sampleProc(influxPID)
-	rep.Self, rep.Influx, rep.Span = used(s0, s1), used(i0, i1), s1.taken.Sub(s0.taken)
+	s1, i1 := procstat.Read(self), procstat.Read(influxPID)
+	rep.Self, rep.Influx, rep.Span = procstat.Used(s0, s1), procstat.Used(i0, i1), s1.Taken.Sub(s0.Taken)
 	rep.Calls = calls.times()
 	rep.Notified, rep.Delivered = notified, hook.received()
 	rep.ByEvent = map[string]int64{"firing": hook.firing.Load(), "resolved": hook.resolved.Load(), "flapping": hook.flapping.Load()}

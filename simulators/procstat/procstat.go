@@ -1,4 +1,6 @@
-package alertbench
+// Package procstat reads a process's CPU time and peak memory from /proc, for the benchmarks that
+// report what each process of a run used.
+package procstat
 
 import (
 	"bufio"
@@ -13,16 +15,16 @@ import (
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
 const clockTicks = 100
 
-// procSample is a process's CPU time and memory at one moment.
-type procSample struct {
-	cpu   time.Duration // user + system
-	hwm   int64         // peak RSS since start or the last resetPeak, bytes
-	taken time.Time
+// Sample is a process's CPU time and memory at one moment.
+type Sample struct {
+	CPU   time.Duration // user + system
+	HWM   int64         // peak RSS since start or the last ResetPeak, bytes
+	Taken time.Time
 }
 
-// sampleProc reads /proc for pid; a process that cannot be read gives a zero sample.
-func sampleProc(pid int) procSample {
-	out := procSample{taken: time.Now()}
+// Read reads /proc for pid; a process that cannot be read gives a zero sample.
+func Read(pid int) Sample {
+	out := Sample{Taken: time.Now()}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return out
@@ -35,7 +37,7 @@ func sampleProc(pid int) procSample {
 	}
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	out.cpu = time.Duration(utime+stime) * time.Second / clockTicks
+	out.CPU = time.Duration(utime+stime) * time.Second / clockTicks
 	st, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return out
@@ -45,35 +47,36 @@ func sampleProc(pid int) procSample {
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
 			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			out.hwm = kb * 1024
+			out.HWM = kb * 1024
 		}
 	}
 	return out
 }
 
-// resetPeak restarts the peak RSS (VmHWM) of pid at its current RSS, so the next sample shows
+// ResetPeak restarts the peak RSS (VmHWM) of pid at its current RSS, so the next sample shows
 // the peak of a phase; it does nothing where the kernel refuses.
-func resetPeak(pid int) {
+func ResetPeak(pid int) {
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-// usage is the CPU a process used between two samples and its peak RSS at the second.
-type usage struct {
+// Usage is the CPU a process used between two samples and its peak RSS at the second.
+type Usage struct {
 	CPU   time.Duration
 	Cores float64 // CPU over wall time
 	PeakB int64
 }
 
-func used(a, b procSample) usage {
-	u := usage{CPU: b.cpu - a.cpu, PeakB: b.hwm}
-	if wall := b.taken.Sub(a.taken); wall > 0 {
+// Used is what a process used between samples a and b.
+func Used(a, b Sample) Usage {
+	u := Usage{CPU: b.CPU - a.CPU, PeakB: b.HWM}
+	if wall := b.Taken.Sub(a.Taken); wall > 0 {
 		u.Cores = float64(u.CPU) / float64(wall)
 	}
 	return u
 }
 
-// pidFile reads a pid written by deploy/local (DIR/<name>.pid).
-func pidFile(dir, name string) (int, error) {
+// PidFile reads a pid written by deploy/local (DIR/<name>.pid).
+func PidFile(dir, name string) (int, error) {
 	b, err := os.ReadFile(filepath.Join(dir, name+".pid"))
 	if err != nil {
 		return 0, err
