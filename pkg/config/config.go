@@ -71,6 +71,10 @@ type Config struct {
 	Timezone string `yaml:"timezone"`
 	// Roles are the parts this process runs; see KnownRoles.
 	Roles []string `yaml:"roles"`
+	// RollupInterval and AlertInterval are Go durations: how often the accounting role rolls
+	// up dirty hours and the alerting role evaluates its rules.
+	RollupInterval string `yaml:"rollup_interval"`
+	AlertInterval  string `yaml:"alert_interval"`
 	// Log configures the process logger.
 	Log Log `yaml:"log"`
 }
@@ -145,6 +149,12 @@ func Load(path string, getenv func(string) (string, bool), apply func(*Config)) 
 		c.MQTTAddr = ""
 	}
 	return c, c.Validate()
+}
+
+// Every returns a validated interval setting (RollupInterval, AlertInterval) as a duration.
+func Every(v string) time.Duration {
+	d, _ := time.ParseDuration(v)
+	return d
 }
 
 // HasRole reports whether the process runs role r.

@@ -161,6 +161,8 @@ func TestDefault(t *testing.T) {
 		Timezone: "Asia/Shanghai",
 		Roles:    []string{"collector", "api", "accounting", "alerting"},
 		Log:      Log{Level: "info", Format: "text"},
+
+		RollupInterval: "5s", AlertInterval: "30s",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -530,6 +532,8 @@ func TestFullExample(t *testing.T) {
 		Timezone:   "Asia/Urumqi",
 		Roles:      []string{"collector", "api", "accounting", "alerting"},
 		Log:        Log{Level: "warn", Format: "json"},
+
+		RollupInterval: "5s", AlertInterval: "30s",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -115,6 +115,11 @@ func (c Config) Validate() error {
 		bad("roles", "unknown role %q; known roles: %s%s", r, strings.Join(known, ", "), hint)
 	}
 
+	for _, iv := range []struct{ key, v string }{{"rollup_interval", c.RollupInterval}, {"alert_interval", c.AlertInterval}} {
+		if d, err := time.ParseDuration(iv.v); err != nil || d < 100*time.Millisecond || d > time.Hour {
+			bad(iv.key, "%q is not a duration from 100ms to 1h, like 5s or 30s", iv.v)
+		}
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -472,7 +473,7 @@ func (d dirtyMarkingWriter) WriteReadings(ctx context.Context, points []influx.P
 func (s *Server) startRollups(ctx context.Context) error {
 	every := s.rollupEvery
 	if every == 0 {
-		every = 5 * time.Second
+		every = config.Every(s.cfg.RollupInterval)
 	}
 	var err error
 	s.rollups, err = rollup.New(rollup.Options{
@@ -507,7 +508,7 @@ func (s *Server) startAlerting(ctx context.Context) error {
 		Store: s.Store, Notifier: s.notifier, Hub: s.hub,
 		Source:   alertsrc.New(alertsrc.Options{Readings: s.Influx, Registry: s.Registry, Ledger: s.Store, Accounts: s.Accounts, Logger: s.logger.With("component", "alertsrc")}),
 		Holder:   fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
-		Interval: s.alertEvery, Now: s.alertNow, Logger: s.logger.With("component", "alerting"),
+		Interval: cmp.Or(s.alertEvery, config.Every(s.cfg.AlertInterval)), Now: s.alertNow, Logger: s.logger.With("component", "alerting"),
 	})
 	if err != nil {
 		return err
