@@ -19,7 +19,7 @@ import (
 // per meter, 3,000 power per meter over 5 minutes, 1,000 data_quality and 1,000 energy_tce
 // thresholds per enterprise over 1 to 24 hours), against fakes that hand back realistic data
 // sizes without work of their own: 5,000 last readings, 35,000 readings of the power window,
-// 120,000 hourly rollups.
+// 120,000 hourly rollups (their sums by enterprise and flagged hours, as InfluxDB sends them).
 func BenchmarkObserve(b *testing.B) {
 	const meters, enterprises = 5000, 200
 	rec := &recorder{}
@@ -76,8 +76,14 @@ func BenchmarkObserve(b *testing.B) {
 	if len(rules) != 10000 {
 		b.Fatalf("%d rules", len(rules))
 	}
+	var quality []influx.QualityHour
+	for _, p := range rollups {
+		if p.Quality != 0 {
+			quality = append(quality, influx.QualityHour{Enterprise: p.Enterprise, Meter: p.Meter, Start: p.Start, Quality: p.Quality})
+		}
+	}
 	src := New(Options{
-		Readings: &fakeReadings{recorder: rec, fixedLast: last, fixedPower: power, fixedRollups: rollups},
+		Readings: &fakeReadings{recorder: rec, fixedLast: last, fixedPower: power, fixedRollups: rollups, fixedQuality: quality},
 		Registry: reg,
 	})
 	ctx := context.Background()

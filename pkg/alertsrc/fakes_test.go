@@ -21,6 +21,8 @@ type call struct {
 	from, to time.Time
 	lookback time.Duration
 	ent      string
+	field    string
+	groupBy  []string
 }
 
 type recorder struct {
@@ -69,6 +71,10 @@ type fakeReadings struct {
 	fixedLast    map[string]influx.Sample
 	fixedPower   map[string][]influx.Sample
 	fixedRollups []influx.RollupPoint
+	fixedQuality []influx.QualityHour
+	// memo keeps the sums of fixedRollups, so the benchmarks time the source, not the fake.
+	memoMu sync.Mutex
+	memo   map[string][]influx.HourlyTotal
 }
 
 func (f *fakeReadings) LastReadings(_ context.Context, _ string, meters []string, from, to time.Time) (map[string]influx.Sample, error) {
@@ -149,6 +155,81 @@ func (f *fakeReadings) HourlyRollups(_ context.Context, _ string, from, to time.
 	return out, nil
 }
 
+// HourlyTotals sums the rollups in memory (fixedRollups when set, else rollups).
+func (f *fakeReadings) HourlyTotals(_ context.Context, _ string, field string, from, to time.Time, groupBy []string) ([]influx.HourlyTotal, error) {
+	f.record(call{method: "HourlyTotals", from: from, to: to, field: field, groupBy: groupBy})
+	if err := f.err["HourlyTotals"]; err != nil {
+		return nil, err
+	}
+	key := fmt.Sprint(field, from.UnixNano(), to.UnixNano(), groupBy)
+	if f.fixedRollups != nil {
+		f.memoMu.Lock()
+		defer f.memoMu.Unlock()
+		if out, ok := f.memo[key]; ok {
+			return out, nil
+		}
+	}
+	type group struct{ ent, meter string }
+	sums := map[group]float64{}
+	for _, p := range f.points() {
+		if p.Start.Before(from) || !p.Start.Before(to) {
+			continue
+		}
+		v := map[string]*float64{"tce_equal": p.TceEqual, "co2_t": p.CO2T}[field]
+		if v == nil {
+			continue
+		}
+		var g group
+		if slices.Contains(groupBy, influx.GroupEnterprise) {
+			g.ent = p.Enterprise
+		}
+		if slices.Contains(groupBy, influx.GroupMeter) {
+			g.meter = p.Meter
+		}
+		sums[g] += *v
+	}
+	out := make([]influx.HourlyTotal, 0, len(sums))
+	for g, v := range sums {
+		out = append(out, influx.HourlyTotal{Enterprise: g.ent, Meter: g.meter, Value: v})
+	}
+	if f.fixedRollups != nil {
+		if f.memo == nil {
+			f.memo = map[string][]influx.HourlyTotal{}
+		}
+		f.memo[key] = out
+	}
+	return out, nil
+}
+
+// QualityHours returns the flagged rollups in memory.
+func (f *fakeReadings) QualityHours(_ context.Context, _ string, from, to time.Time) ([]influx.QualityHour, error) {
+	f.record(call{method: "QualityHours", from: from, to: to})
+	if err := f.err["QualityHours"]; err != nil {
+		return nil, err
+	}
+	if f.fixedQuality != nil {
+		return f.fixedQuality, nil
+	}
+	var out []influx.QualityHour
+	for _, p := range f.points() {
+		if p.Quality != 0 && !p.Start.Before(from) && p.Start.Before(to) {
+			out = append(out, influx.QualityHour{Enterprise: p.Enterprise, Meter: p.Meter, Start: p.Start, Quality: p.Quality})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeReadings) points() []influx.RollupPoint {
+	if f.fixedRollups != nil {
+		return f.fixedRollups
+	}
+	return f.rollups
+}
+
+// pointReadings hides the RollupTotals methods of its Readings: the source then aggregates
+// the hourly rollups itself.
+type pointReadings struct{ Readings }
+
 type fakeRegistry struct {
 	*recorder
 	meters      []registry.Meter
@@ -210,8 +291,9 @@ func (f *fakeLedger) CountDeadLetters(_ context.Context, _ string, since time.Ti
 
 type fakeAccounts struct {
 	*recorder
-	// results by "from|to" in RFC 3339 UTC.
+	// results by "from|to" in RFC 3339 UTC; any answers the other periods when set.
 	results map[string]accounting.Result
+	any     *accounting.Result
 	err     error
 }
 
@@ -225,6 +307,9 @@ func (f *fakeAccounts) Indicators(_ context.Context, _ string, from, to time.Tim
 		return accounting.Result{}, f.err
 	}
 	r, ok := f.results[spanKey(from, to)]
+	if !ok && f.any != nil {
+		return *f.any, nil
+	}
 	if !ok {
 		return accounting.Result{}, fmt.Errorf("no fake result for %s", spanKey(from, to))
 	}

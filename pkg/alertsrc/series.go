@@ -1,10 +1,11 @@
 package alertsrc
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/parkcarbon/parkcarbon/pkg/accounting"
@@ -13,124 +14,209 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 )
 
-// rollupIndex holds a park's hourly rollups by meter (oldest first) and the meters of each
-// enterprise as the rollups are tagged.
-type rollupIndex struct {
-	byMeter map[string][]influx.RollupPoint
-	meters  []string            // sorted
-	byEnt   map[string][]string // sorted
-}
-
-func indexRollups(points []influx.RollupPoint) *rollupIndex {
-	x := &rollupIndex{byMeter: map[string][]influx.RollupPoint{}, byEnt: map[string][]string{}}
-	sorted := slices.IsSortedFunc(points, func(a, b influx.RollupPoint) int {
-		if c := strings.Compare(a.Meter, b.Meter); c != 0 {
-			return c
-		}
-		return a.Start.Compare(b.Start)
-	})
-	if sorted {
-		// The store's order: take each meter's run without copying.
-		for i := 0; i < len(points); {
-			j := i + 1
-			for j < len(points) && points[j].Meter == points[i].Meter {
-				j++
-			}
-			x.byMeter[points[i].Meter] = points[i:j:j]
-			i = j
-		}
-	} else {
-		for _, p := range points {
-			x.byMeter[p.Meter] = append(x.byMeter[p.Meter], p)
-		}
-		for _, ps := range x.byMeter {
-			slices.SortFunc(ps, func(a, b influx.RollupPoint) int { return a.Start.Compare(b.Start) })
-		}
-	}
-	x.meters = make([]string, 0, len(x.byMeter))
-	var ents []string
-	for m, ps := range x.byMeter {
-		x.meters = append(x.meters, m)
-		ents = ents[:0]
-		for i := range ps {
-			if e := ps[i].Enterprise; e != "" && !slices.Contains(ents, e) {
-				ents = append(ents, e)
-				x.byEnt[e] = append(x.byEnt[e], m)
-			}
-		}
-	}
-	sort.Strings(x.meters)
-	for _, ms := range x.byEnt {
-		sort.Strings(ms)
-	}
-	return x
-}
-
-// between is a meter's points with Start in [from, to).
-func (x *rollupIndex) between(meter string, from, to time.Time) []influx.RollupPoint {
-	ps := x.byMeter[meter]
-	i := sort.Search(len(ps), func(i int) bool { return !ps[i].Start.Before(from) })
-	j := sort.Search(len(ps), func(i int) bool { return !ps[i].Start.Before(to) })
-	if j < i {
-		return nil
-	}
-	return ps[i:j]
-}
-
 // Rollup fields summed by rules.
 const (
-	fieldTce = "tce"
-	fieldCO2 = "co2"
+	fieldTce = "tce_equal"
+	fieldCO2 = "co2_t"
 )
 
-// sumKey names one rollup sum: a field over a scope and a span.
-type sumKey struct {
-	field, meter, enterprise string
-	sp                       span
+func sumField(metric string) string {
+	if metric == alerting.MetricCO2 {
+		return fieldCO2
+	}
+	return fieldTce
 }
 
-// rollupSum sums a field of the rollups of the rule's scope with Start in sp: nil when no
-// point there carries the field.
-func (e *eval) rollupSum(r alerting.Rule, field string, sp span) *float64 {
-	key := sumKey{field, r.MeterID, r.EnterpriseID, sp}
-	if v, ok := e.sumMemo[key]; ok {
-		return v
+// totalsKey names one sum of the hourly rollups: a field over the hours starting in a span.
+type totalsKey struct {
+	field string
+	sp    span
+}
+
+// totals are the sums of one field over one span for the park, by enterprise (the enterprise
+// the points are tagged with) and, when some rule is per meter, by meter. A scope absent from
+// them has no point carrying the field.
+type totals struct {
+	park    *float64
+	byEnt   map[string]float64
+	byMeter map[string]float64
+}
+
+func newTotals(rows []influx.HourlyTotal) *totals {
+	t := &totals{byEnt: map[string]float64{}, byMeter: map[string]float64{}}
+	for _, r := range rows {
+		t.add(r.Enterprise, r.Meter, r.Value)
 	}
-	x := e.rollups.v
-	var meters []string
+	return t
+}
+
+func (t *totals) add(ent, meter string, v float64) {
+	if t.park == nil {
+		t.park = new(float64)
+	}
+	*t.park += v
+	t.byEnt[ent] += v
+	if meter != "" {
+		t.byMeter[meter] += v
+	}
+}
+
+// of is the sum of the rule's scope; nil when no point of it carries the field.
+func (t *totals) of(r alerting.Rule) *float64 {
+	var v float64
+	var ok bool
 	switch {
 	case r.MeterID != "":
-		meters = []string{r.MeterID}
+		v, ok = t.byMeter[r.MeterID]
 	case r.EnterpriseID != "":
-		meters = x.byEnt[r.EnterpriseID]
+		v, ok = t.byEnt[r.EnterpriseID]
 	default:
-		meters = x.meters
+		return t.park
 	}
-	var sum float64
-	var found bool
-	for _, m := range meters {
-		ps := x.between(m, sp.from, sp.to)
-		for i := range ps {
-			p := &ps[i]
-			if r.EnterpriseID != "" && p.Enterprise != r.EnterpriseID {
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+// sum is the sum of a field over the rollups of the rule's scope with Start in sp: nil when
+// no point there carries the field.
+func (e *eval) sum(r alerting.Rule, field string, sp span) (*float64, error) {
+	f := e.totals[totalsKey{field, sp}]
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.v.of(r), nil
+}
+
+// fetchRollups starts the planned sums and the flagged hours of the hourly rollups: computed
+// by the store when it implements RollupTotals, else from the hourly rollups of the longest
+// span, read once.
+func (e *eval) fetchRollups(wg *sync.WaitGroup) {
+	e.totals = make(map[totalsKey]*fetched[*totals], len(e.totalsPlan))
+	for k := range e.totalsPlan {
+		e.totals[k] = &fetched[*totals]{}
+	}
+	if len(e.totals) == 0 && e.qualityFrom.IsZero() {
+		return
+	}
+	fail := func(err error) {
+		e.quality.err = err
+		for _, f := range e.totals {
+			f.err = err
+		}
+	}
+	if e.s.opts.Readings == nil {
+		fail(errors.New("no readings source configured"))
+		return
+	}
+	rt, ok := e.s.opts.Readings.(RollupTotals)
+	if !ok {
+		wg.Go(func() {
+			if err := e.rollupsFromPoints(); err != nil {
+				fail(err)
+			}
+		})
+		return
+	}
+	thisHour := e.now.UTC().Truncate(time.Hour)
+	for k, f := range e.totals {
+		groupBy := []string{influx.GroupEnterprise}
+		if e.totalsPlan[k] {
+			groupBy = append(groupBy, influx.GroupMeter)
+		}
+		// Whole past hours change only with late data: their sums are kept for the TTL.
+		past := !k.sp.to.After(thisHour)
+		ck := pastTotalsKey{park: e.park, key: k, byMeter: e.totalsPlan[k]}
+		if past {
+			if v, ok := e.s.cachedPastTotals(ck, e.now); ok {
+				f.v = v
+				continue
+			}
+		}
+		wg.Go(func() {
+			rows, err := rt.HourlyTotals(e.ctx, e.park, k.field, k.sp.from, k.sp.to, groupBy)
+			f.v, f.err = newTotals(rows), err
+			if past && err == nil {
+				e.s.storePastTotals(ck, e.now, f.v)
+			}
+		})
+	}
+	if !e.qualityFrom.IsZero() {
+		wg.Go(func() {
+			hours, err := rt.QualityHours(e.ctx, e.park, e.qualityFrom, e.now)
+			e.quality.v, e.quality.err = qualityByMeter(hours), err
+		})
+	}
+}
+
+// rollupsFromPoints computes the planned sums and flagged hours from the hourly rollups, as
+// RollupTotals would.
+func (e *eval) rollupsFromPoints() error {
+	from, to := e.qualityFrom, e.now
+	for k := range e.totals {
+		if from.IsZero() || k.sp.from.Before(from) {
+			from = k.sp.from
+		}
+		to = maxTime(to, k.sp.to)
+	}
+	points, err := e.s.opts.Readings.HourlyRollups(e.ctx, e.park, from, to)
+	if err != nil {
+		return err
+	}
+	for k, f := range e.totals {
+		t := &totals{byEnt: map[string]float64{}, byMeter: map[string]float64{}}
+		for i := range points {
+			p := &points[i]
+			if p.Start.Before(k.sp.from) || !p.Start.Before(k.sp.to) {
 				continue
 			}
 			v := p.TceEqual
-			if field == fieldCO2 {
+			if k.field == fieldCO2 {
 				v = p.CO2T
 			}
 			if v != nil {
-				sum += *v
-				found = true
+				t.add(p.Enterprise, p.Meter, *v)
 			}
 		}
+		f.v = t
 	}
-	var out *float64
-	if found {
-		out = &sum
+	if !e.qualityFrom.IsZero() {
+		var hours []influx.QualityHour
+		for _, p := range points {
+			if p.Quality != 0 && !p.Start.Before(e.qualityFrom) && p.Start.Before(e.now) {
+				hours = append(hours, influx.QualityHour{Enterprise: p.Enterprise, Meter: p.Meter, Start: p.Start, Quality: p.Quality})
+			}
+		}
+		e.quality.v = qualityByMeter(hours)
 	}
-	e.sumMemo[key] = out
+	return nil
+}
+
+// qualityByMeter splits flagged hours by meter, oldest first.
+func qualityByMeter(hours []influx.QualityHour) map[string][]influx.QualityHour {
+	out := map[string][]influx.QualityHour{}
+	for _, h := range hours {
+		out[h.Meter] = append(out[h.Meter], h)
+	}
+	for _, hs := range out {
+		if !slices.IsSortedFunc(hs, compareStart) {
+			slices.SortStableFunc(hs, compareStart)
+		}
+	}
 	return out
+}
+
+func compareStart(a, b influx.QualityHour) int { return a.Start.Compare(b.Start) }
+
+// qualityBetween is the hours of hs with Start in [from, to).
+func qualityBetween(hs []influx.QualityHour, from, to time.Time) []influx.QualityHour {
+	i := sort.Search(len(hs), func(i int) bool { return !hs[i].Start.Before(from) })
+	j := sort.Search(len(hs), func(i int) bool { return !hs[i].Start.Before(to) })
+	if j < i {
+		return nil
+	}
+	return hs[i:j]
 }
 
 // powerKey names one meter's mean power over one window.

@@ -3,10 +3,19 @@
 // sequences and dead letters in SQL, and the accounts.
 //
 // Observe batches per park: every data need (the last reading of each meter, the electricity
-// readings of the power windows, the hourly rollups, gateway sequences, dead letters, the
-// accounts of a period) is fetched once per evaluation, over the longest span any rule needs,
-// and shared by every rule that needs it; the fetches run concurrently. A failed fetch fails
-// only the rules that need it.
+// readings of the power windows, the sums and flagged hours of the hourly rollups, gateway
+// sequences, dead letters, the accounts of a period) is fetched once per evaluation and
+// shared by every rule that needs it; the fetches run concurrently. A failed fetch fails only
+// the rules that need it.
+//
+// The rollup kinds let InfluxDB aggregate when the Readings also implement RollupTotals
+// (*influx.Store does): one sum per distinct field and span, grouped by enterprise (and
+// meter, when a rule is per meter), and only the hours whose quality has a flag set.
+//
+// The year-to-date accounts of carbon_budget and indicator_at_risk change slowly and cost
+// seconds to compute: they are kept for Options.IndicatorsTTL, so those rules' values are up
+// to that old (the accounts up to an earlier now, against the elapsed fraction of the year at
+// the current one).
 package alertsrc
 
 import (
@@ -35,9 +44,13 @@ const (
 	DefaultPowerWindow = 15 * time.Minute
 	// DeadLetterWindow is the span dead letters are counted over.
 	DeadLetterWindow = time.Hour
-	// recentSpan is the first, cheap step of the last-reading search: only meters silent
-	// for longer are looked for again, back to NoDataLookback.
-	recentSpan = 24 * time.Hour
+	// DefaultIndicatorsTTL is how long the year-to-date accounts of a park are reused.
+	DefaultIndicatorsTTL = 5 * time.Minute
+	// The first, cheap step of the last-reading search covers four of the longest interval of
+	// the park's watched meters, within [minRecentSpan, maxRecentSpan]: only meters silent for
+	// longer are looked for again, back to NoDataLookback.
+	minRecentSpan = 10 * time.Minute
+	maxRecentSpan = 24 * time.Hour
 	// maxMeterFilter bounds the meters named in one query; above it the query reads every
 	// meter of the park and the source keeps those it needs.
 	maxMeterFilter = 200
@@ -54,8 +67,23 @@ type Readings interface {
 	// CarrierReadings returns the readings of the carrier's meters in [from, to), each
 	// preceded by its last reading in [from − lookback, from), by meter, oldest first.
 	CarrierReadings(ctx context.Context, park, carrier string, from, to time.Time, lookback time.Duration) (map[string][]influx.Sample, error)
-	// HourlyRollups returns the park's hourly rollups with Start in [from, to).
+	// HourlyRollups returns the park's hourly rollups with Start in [from, to); read only when
+	// the Readings do not implement RollupTotals.
 	HourlyRollups(ctx context.Context, park string, from, to time.Time) ([]influx.RollupPoint, error)
+}
+
+// RollupTotals is what the source reads of the hourly rollups when its Readings also
+// implement it (*influx.Store does): sums and flagged hours aggregated by the store. Without
+// it the source reads every hourly rollup of the longest span any rule needs (HourlyRollups)
+// and aggregates them itself, to the same values.
+type RollupTotals interface {
+	// HourlyTotals sums a field of the hourly rollups with Start in [from, to) per group of
+	// the groupBy tags (influx.GroupEnterprise, influx.GroupMeter); a group without a point
+	// carrying the field is absent.
+	HourlyTotals(ctx context.Context, park, field string, from, to time.Time, groupBy []string) ([]influx.HourlyTotal, error)
+	// QualityHours returns the hourly rollups with Start in [from, to) whose quality is not 0,
+	// by meter then time.
+	QualityHours(ctx context.Context, park string, from, to time.Time) ([]influx.QualityHour, error)
 }
 
 // Registry is what the source reads of the registry (*registry.Service). When it also has
@@ -88,13 +116,59 @@ type Options struct {
 	Ledger   Ledger
 	Accounts Accounts
 	Logger   *slog.Logger
+	// IndicatorsTTL is how long the year-to-date accounts of a park (carbon_budget,
+	// indicator_at_risk) are reused, measured on the evaluations' clock: 0 takes
+	// DefaultIndicatorsTTL, a negative value computes them at every evaluation. Those rules'
+	// values are up to this old.
+	IndicatorsTTL time.Duration
 }
 
-// Source computes observations of alert rules; it holds no state between evaluations and is
-// safe for concurrent use.
+// Source computes observations of alert rules. Between evaluations it keeps only the
+// year-to-date accounts of each park, for Options.IndicatorsTTL. It is safe for concurrent
+// use.
 type Source struct {
 	opts Options
 	log  *slog.Logger
+	ttl  time.Duration
+
+	mu  sync.Mutex
+	ytd map[ytdKey]ytdEntry
+	// pastTotals keeps the sums over spans of whole past hours (rate_of_change), which change
+	// only when late data rewrites a past hour, for the TTL.
+	pastTotals map[pastTotalsKey]pastTotalsEntry
+	// lastSeen keeps, per park and meter, the last reading found by the long search, so a
+	// meter that stays silent is not searched for back 35 days at every evaluation.
+	lastSeen map[string]map[string]lastSeenEntry
+}
+
+type pastTotalsKey struct {
+	park    string
+	key     totalsKey
+	byMeter bool
+}
+
+type pastTotalsEntry struct {
+	at time.Time
+	v  *totals
+}
+
+type lastSeenEntry struct {
+	at     time.Time // when the long search found it
+	sample influx.Sample
+	found  bool // false: no reading in the whole lookback
+}
+
+// ytdKey names the year-to-date accounts of a park (scope "": the park with its
+// enterprises) from a year start, so a new year or another period never reuses them.
+type ytdKey struct {
+	park, scope string
+	yearStart   int64 // Unix nanoseconds
+}
+
+// ytdEntry is year-to-date accounts computed up to at.
+type ytdEntry struct {
+	at  time.Time
+	res accounting.Result
 }
 
 var _ alerting.Source = (*Source)(nil)
@@ -105,7 +179,72 @@ func New(opts Options) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{opts: opts, log: log}
+	ttl := opts.IndicatorsTTL
+	if ttl == 0 {
+		ttl = DefaultIndicatorsTTL
+	}
+	return &Source{opts: opts, log: log, ttl: ttl, ytd: map[ytdKey]ytdEntry{},
+		pastTotals: map[pastTotalsKey]pastTotalsEntry{}, lastSeen: map[string]map[string]lastSeenEntry{}}
+}
+
+// cachedYTD returns the year-to-date accounts of key when computed less than the TTL before
+// now (and not after it).
+func (s *Source) cachedYTD(key ytdKey, now time.Time) (accounting.Result, bool) {
+	if s.ttl < 0 {
+		return accounting.Result{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ytd[key]
+	if !ok || now.Before(e.at) || now.Sub(e.at) >= s.ttl {
+		return accounting.Result{}, false
+	}
+	return e.res, true
+}
+
+// storeYTD keeps year-to-date accounts computed at now, and drops the expired ones.
+func (s *Source) storeYTD(key ytdKey, now time.Time, res accounting.Result) {
+	if s.ttl < 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.ytd {
+		if now.Sub(e.at) >= s.ttl || k.park == key.park && k.scope == key.scope && k.yearStart != key.yearStart {
+			delete(s.ytd, k)
+		}
+	}
+	s.ytd[key] = ytdEntry{at: now, res: res}
+}
+
+// fresh reports whether something computed at `at` may still be used at now.
+func (s *Source) fresh(at, now time.Time) bool {
+	return s.ttl >= 0 && !now.Before(at) && now.Sub(at) < s.ttl
+}
+
+// cachedPastTotals returns sums over whole past hours computed less than the TTL ago.
+func (s *Source) cachedPastTotals(k pastTotalsKey, now time.Time) (*totals, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.pastTotals[k]
+	if !ok || !s.fresh(e.at, now) {
+		return nil, false
+	}
+	return e.v, true
+}
+
+func (s *Source) storePastTotals(k pastTotalsKey, now time.Time, v *totals) {
+	if s.ttl < 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for old, e := range s.pastTotals {
+		if !s.fresh(e.at, now) {
+			delete(s.pastTotals, old)
+		}
+	}
+	s.pastTotals[k] = pastTotalsEntry{at: now, v: v}
 }
 
 // fetched is the outcome of one data need.
@@ -132,25 +271,27 @@ type eval struct {
 
 	// Plan of the data needs.
 	needLast, needSeqs, needDead bool
-	powerFrom                    time.Time // zero: no power rule
-	rollupFrom                   time.Time // zero: no rollup rule
+	powerFrom                    time.Time          // zero: no power rule
+	totalsPlan                   map[totalsKey]bool // true: some rule of the sum is per meter
+	qualityFrom                  time.Time          // zero: no data_quality rule
 	accountSpans                 map[span]bool
+	ytdSpan                      span // the year to date, when accountSpans holds it
 
 	last     fetched[map[string]influx.Sample]
 	power    fetched[map[string][]influx.Sample]
-	rollups  fetched[*rollupIndex]
+	totals   map[totalsKey]*fetched[*totals]
+	quality  fetched[map[string][]influx.QualityHour] // by meter, oldest first
 	seqs     fetched[[]telemetry.GatewaySeq]
 	dead     fetched[int64]
 	accounts map[span]*fetched[accounting.Result]
 
 	powerMemo map[powerKey]meterPower
-	sumMemo   map[sumKey]*float64
 }
 
 // Observe computes the observations of rules of park at now.
 func (s *Source) Observe(ctx context.Context, park string, rules []alerting.Rule, now time.Time) map[string]alerting.Result {
 	e := &eval{s: s, ctx: ctx, park: park, now: now, accountSpans: map[span]bool{},
-		powerMemo: map[powerKey]meterPower{}, sumMemo: map[sumKey]*float64{}}
+		totalsPlan: map[totalsKey]bool{}, powerMemo: map[powerKey]meterPower{}}
 	out := make(map[string]alerting.Result, len(rules))
 	e.loadRegistry(rules)
 	// Check each rule against the registry and plan what it needs.
@@ -278,10 +419,9 @@ func (e *eval) plan(r alerting.Rule) error {
 		return e.zone.err
 	}
 	hour := e.now.Truncate(time.Hour)
-	rollupsFrom := func(t time.Time) {
-		if e.rollupFrom.IsZero() || t.Before(e.rollupFrom) {
-			e.rollupFrom = t
-		}
+	sum := func(field string, sp span) {
+		k := totalsKey{field, sp}
+		e.totalsPlan[k] = e.totalsPlan[k] || r.MeterID != ""
 	}
 	switch r.Kind {
 	case alerting.KindThreshold:
@@ -297,7 +437,10 @@ func (e *eval) plan(r alerting.Rule) error {
 				e.powerFrom = from
 			}
 		case alerting.MetricEnergyTce, alerting.MetricCO2:
-			rollupsFrom(wholeHours(e.now, r.Window).from)
+			if r.Window <= 0 {
+				return fmt.Errorf("%s needs a window: %w", r.Metric, registry.ErrInvalid)
+			}
+			sum(sumField(r.Metric), overlappingHours(e.now, r.Window))
 		case alerting.MetricCO2PerTce, alerting.MetricCleanEnergyShare:
 			if r.MeterID != "" {
 				return fmt.Errorf("%s of meter %s: %w: indicators are computed for the park or an enterprise", r.Metric, r.MeterID, ErrUnsupported)
@@ -314,7 +457,8 @@ func (e *eval) plan(r alerting.Rule) error {
 		if err != nil {
 			return err
 		}
-		rollupsFrom(hour.Add(-2 * p))
+		sum(fieldTce, span{hour.Add(-p), hour})
+		sum(fieldTce, span{hour.Add(-2 * p), hour.Add(-p)})
 	case alerting.KindNoData:
 		e.needLast = true
 	case alerting.KindSeqGap:
@@ -328,7 +472,9 @@ func (e *eval) plan(r alerting.Rule) error {
 		if _, err := qualityMask(r.Qualities); err != nil {
 			return err
 		}
-		rollupsFrom(e.now.Add(-r.Window))
+		if from := e.now.Add(-r.Window); e.qualityFrom.IsZero() || from.Before(e.qualityFrom) {
+			e.qualityFrom = from
+		}
 	case alerting.KindCarbonBudget, alerting.KindIndicatorAtRisk:
 		if r.MeterID != "" {
 			return fmt.Errorf("%s of meter %s: %w: the accounts are kept for the park or an enterprise", r.Kind, r.MeterID, ErrUnsupported)
@@ -339,7 +485,8 @@ func (e *eval) plan(r alerting.Rule) error {
 		if r.Kind == alerting.KindIndicatorAtRisk && r.Metric != alerting.MetricCO2PerTce && r.Metric != alerting.MetricCleanEnergyShare {
 			return fmt.Errorf("metric %q: %w", r.Metric, ErrUnsupported)
 		}
-		e.accountSpans[span{yearStart(e.now, e.zone.v), e.now}] = true
+		e.ytdSpan = span{yearStart(e.now, e.zone.v), e.now}
+		e.accountSpans[e.ytdSpan] = true
 	default:
 		return fmt.Errorf("kind %q: %w", r.Kind, ErrUnsupported)
 	}
@@ -363,13 +510,12 @@ func comparePeriod(r alerting.Rule) (time.Duration, error) {
 	return 0, fmt.Errorf("compare %q is not day or week: %w", r.Compare, registry.ErrInvalid)
 }
 
-// wholeHours is the whole UTC hours inside [now − window, now].
-func wholeHours(now time.Time, window time.Duration) span {
-	from := now.Add(-window)
-	if t := from.Truncate(time.Hour); t.Before(from) {
-		from = t.Add(time.Hour)
-	}
-	return span{from, now.Truncate(time.Hour)}
+// overlappingHours is the span of the starts of the UTC hours overlapping [now − window,
+// now): from the hour holding now − window to now, so the current hour counts with what its
+// rollup holds so far. A window of one hour thus always holds a finished hour, and a rule
+// over it does not lose its observation at each hour's start.
+func overlappingHours(now time.Time, window time.Duration) span {
+	return span{now.Add(-window).Truncate(time.Hour), now}
 }
 
 func yearStart(now time.Time, loc *time.Location) time.Time {
@@ -401,16 +547,7 @@ func (e *eval) fetch() {
 				e.powerFrom, e.now.Add(time.Nanosecond), e.lookback())
 		})
 	}
-	if !e.rollupFrom.IsZero() {
-		wg.Go(func() {
-			if o.Readings == nil {
-				e.rollups.err = missing("readings")
-				return
-			}
-			points, err := o.Readings.HourlyRollups(e.ctx, e.park, e.rollupFrom, e.now)
-			e.rollups.v, e.rollups.err = indexRollups(points), err
-		})
-	}
+	e.fetchRollups(&wg)
 	if e.needSeqs {
 		wg.Go(func() {
 			if o.Ledger == nil {
@@ -433,19 +570,36 @@ func (e *eval) fetch() {
 	for sp := range e.accountSpans {
 		f := &fetched[accounting.Result]{}
 		e.accounts[sp] = f
+		ytd := sp == e.ytdSpan
+		key := ytdKey{park: e.park, yearStart: sp.from.UnixNano()}
+		if ytd {
+			if res, ok := e.s.cachedYTD(key, e.now); ok {
+				f.v = res
+				continue
+			}
+		}
 		wg.Go(func() {
 			if o.Accounts == nil {
 				f.err = missing("accounts")
 				return
 			}
 			f.v, f.err = o.Accounts.Indicators(e.ctx, e.park, sp.from, sp.to, "", "")
+			if ytd && f.err == nil {
+				e.s.storeYTD(key, e.now, f.v)
+			}
 		})
 	}
 	wg.Wait()
 	for what, err := range map[string]error{"last readings": e.last.err, "power readings": e.power.err,
-		"hourly rollups": e.rollups.err, "gateway sequences": e.seqs.err, "dead letters": e.dead.err} {
+		"quality hours": e.quality.err, "gateway sequences": e.seqs.err, "dead letters": e.dead.err} {
 		if err != nil {
 			e.s.log.Warn("alert data unavailable", "park", e.park, "data", what, "err", err)
+		}
+	}
+	for k, f := range e.totals {
+		if f.err != nil {
+			e.s.log.Warn("alert data unavailable", "park", e.park, "data", "hourly totals", "field", k.field,
+				"from", k.sp.from, "to", k.sp.to, "err", f.err)
 		}
 	}
 	for sp, f := range e.accounts {
@@ -455,21 +609,33 @@ func (e *eval) fetch() {
 	}
 }
 
-// lastReadings finds each meter's last reading: first over the last day, then, for the meters
+// lastReadings finds each meter's last reading: first over recentSpan, then, for the meters
 // silent that long, back to NoDataLookback.
 func (e *eval) lastReadings() (map[string]influx.Sample, error) {
 	to := e.now.Add(time.Nanosecond)
-	recent := e.now.Add(-recentSpan)
+	recent := e.now.Add(-e.recentSpan())
 	last, err := e.s.opts.Readings.LastReadings(e.ctx, e.park, nil, recent, to)
 	if err != nil {
 		return nil, err
 	}
 	var silent []string
+	e.s.mu.Lock()
+	seen := e.s.lastSeen[e.park]
 	for _, m := range e.meters.v {
-		if _, ok := last[m.ID]; !ok && watchesNoData(&m) {
-			silent = append(silent, m.ID)
+		if _, ok := last[m.ID]; ok || !watchesNoData(&m) {
+			continue
 		}
+		// Silent in the recent span: its last reading is the one the long search found before,
+		// unless that search is older than the TTL.
+		if memo, ok := seen[m.ID]; ok && e.s.fresh(memo.at, e.now) {
+			if memo.found {
+				last[m.ID] = memo.sample
+			}
+			continue
+		}
+		silent = append(silent, m.ID)
 	}
+	e.s.mu.Unlock()
 	if len(silent) == 0 {
 		return last, nil
 	}
@@ -481,12 +647,34 @@ func (e *eval) lastReadings() (map[string]influx.Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	for m, s := range older {
-		if _, ok := last[m]; !ok {
-			last[m] = s
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	if e.s.lastSeen[e.park] == nil {
+		e.s.lastSeen[e.park] = map[string]lastSeenEntry{}
+	}
+	for _, id := range silent {
+		smp, found := older[id]
+		if e.s.ttl >= 0 {
+			e.s.lastSeen[e.park][id] = lastSeenEntry{at: e.now, sample: smp, found: found}
+		}
+		if found {
+			last[id] = smp
 		}
 	}
 	return last, nil
+}
+
+// recentSpan is the first step of the last-reading search: four of the longest interval of
+// the park's watched meters, within [minRecentSpan, maxRecentSpan]. A meter that reports
+// finds its last reading there; only the others are looked for again.
+func (e *eval) recentSpan() time.Duration {
+	var d time.Duration
+	for i := range e.meters.v {
+		if m := &e.meters.v[i]; watchesNoData(m) {
+			d = max(d, 4*time.Duration(m.IntervalSeconds)*time.Second)
+		}
+	}
+	return min(max(d, minRecentSpan), maxRecentSpan)
 }
 
 // lookback is how far before the power windows the last reading of a meter is looked for:
@@ -607,20 +795,18 @@ func (e *eval) threshold(r alerting.Rule) ([]alerting.Observation, error) {
 	case alerting.MetricPower:
 		return e.powerRule(r)
 	case alerting.MetricEnergyTce, alerting.MetricCO2:
-		if e.rollups.err != nil {
-			return nil, e.rollups.err
-		}
-		sp := wholeHours(e.now, r.Window)
-		field, unit := fieldTce, "tce"
+		sp := overlappingHours(e.now, r.Window)
+		unit := "tce"
 		if r.Metric == alerting.MetricCO2 {
-			field, unit = fieldCO2, "t CO2"
+			unit = "t CO2"
 		}
-		v := e.rollupSum(r, field, sp)
-		if v == nil {
-			return nil, nil
+		v, err := e.sum(r, sumField(r.Metric), sp)
+		if err != nil || v == nil {
+			return nil, err
 		}
-		return one(e.scopeLabels(r), *v, fmt.Sprintf("%s of %s: %.4g %s in the %d whole hours from %s",
-			r.Metric, scopeName(r), *v, unit, int(sp.to.Sub(sp.from)/time.Hour), sp.from.UTC().Format(time.RFC3339))), nil
+		hours := int((sp.to.Sub(sp.from) + time.Hour - 1) / time.Hour)
+		return one(e.scopeLabels(r), *v, fmt.Sprintf("%s of %s: %.4g %s in the %d hours from %s (the current one so far)",
+			r.Metric, scopeName(r), *v, unit, hours, sp.from.UTC().Format(time.RFC3339))), nil
 	default: // co2_per_tce, clean_energy_share
 		b, err := e.block(r, span{e.now.Add(-r.Window), e.now})
 		if err != nil {
@@ -635,13 +821,16 @@ func (e *eval) threshold(r alerting.Rule) ([]alerting.Observation, error) {
 }
 
 func (e *eval) rateOfChange(r alerting.Rule) ([]alerting.Observation, error) {
-	if e.rollups.err != nil {
-		return nil, e.rollups.err
-	}
 	p, _ := comparePeriod(r)
 	h := e.now.Truncate(time.Hour)
-	cur := e.rollupSum(r, fieldTce, span{h.Add(-p), h})
-	prev := e.rollupSum(r, fieldTce, span{h.Add(-2 * p), h.Add(-p)})
+	cur, err := e.sum(r, fieldTce, span{h.Add(-p), h})
+	if err != nil {
+		return nil, err
+	}
+	prev, err := e.sum(r, fieldTce, span{h.Add(-2 * p), h.Add(-p)})
+	if err != nil {
+		return nil, err
+	}
 	if cur == nil || prev == nil || *prev == 0 {
 		return nil, nil
 	}
@@ -733,8 +922,8 @@ func qualityMask(names []string) (accounting.Quality, error) {
 }
 
 func (e *eval) dataQuality(r alerting.Rule) ([]alerting.Observation, error) {
-	if e.rollups.err != nil {
-		return nil, e.rollups.err
+	if e.quality.err != nil {
+		return nil, e.quality.err
 	}
 	mask, _ := qualityMask(r.Qualities)
 	from := e.now.Add(-r.Window)
@@ -745,7 +934,7 @@ func (e *eval) dataQuality(r alerting.Rule) ([]alerting.Observation, error) {
 			continue // gauges have no rollups
 		}
 		var hours []string
-		for _, p := range e.rollups.v.between(m.ID, from, e.now) {
+		for _, p := range qualityBetween(e.quality.v[m.ID], from, e.now) {
 			if q := accounting.Quality(p.Quality) & mask; q != 0 {
 				hours = append(hours, p.Start.UTC().Format("2006-01-02T15:04Z")+" "+q.String())
 			}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +93,18 @@ func newFixture() *fixture {
 		accounts: &fakeAccounts{recorder: rec, results: map[string]accounting.Result{}},
 	}
 	f.src = New(Options{Readings: f.readings, Registry: f.reg, Ledger: f.ledger, Accounts: f.accounts})
+	return f
+}
+
+// rollupModes run a rollup test with the store's aggregates (RollupTotals) and with the
+// source aggregating the hourly rollups itself.
+var rollupModes = []string{"totals", "points"}
+
+func newRollupFixture(mode string) *fixture {
+	f := newFixture()
+	if mode == "points" {
+		f.src = New(Options{Readings: pointReadings{f.readings}, Registry: f.reg, Ledger: f.ledger, Accounts: f.accounts})
+	}
 	return f
 }
 
@@ -187,7 +201,8 @@ func TestPower(t *testing.T) {
 	if len(calls) != 1 || !calls[0].from.Equal(now.Add(-15*time.Minute)) || calls[0].to.Before(now) || calls[0].lookback < 10*time.Minute {
 		t.Fatalf("power queries %+v", calls)
 	}
-	if n := f.rec.count("LastReadings") + f.rec.count("HourlyRollups") + f.rec.count("Indicators") + f.rec.count("GetPark"); n != 0 {
+	if n := f.rec.count("LastReadings") + f.rec.count("HourlyRollups") + f.rec.count("HourlyTotals") + f.rec.count("QualityHours") +
+		f.rec.count("Indicators") + f.rec.count("GetPark"); n != 0 {
 		t.Errorf("%d queries the power rules do not need", n)
 	}
 }
@@ -217,10 +232,11 @@ func TestNoData(t *testing.T) {
 	if !errors.Is(got["unknown"].Err, registry.ErrNotFound) {
 		t.Errorf("unknown meter: %v", got["unknown"].Err)
 	}
-	// The last day for every meter, then back to 35 days for the silent ones only.
+	// Four of the longest interval (m8's hour) for every meter, then back to 35 days for the
+	// silent ones only.
 	calls := f.rec.of("LastReadings")
-	if len(calls) != 2 || calls[0].meters != nil || !calls[0].from.Equal(now.Add(-24*time.Hour)) ||
-		fmt.Sprint(calls[1].meters) != "[m4 m6 m8]" || !calls[1].from.Equal(now.Add(-NoDataLookback)) || !calls[1].to.Equal(now.Add(-24*time.Hour)) {
+	if len(calls) != 2 || calls[0].meters != nil || !calls[0].from.Equal(now.Add(-4*time.Hour)) ||
+		fmt.Sprint(calls[1].meters) != "[m4 m6 m8]" || !calls[1].from.Equal(now.Add(-NoDataLookback)) || !calls[1].to.Equal(now.Add(-4*time.Hour)) {
 		t.Fatalf("last reading queries %+v", calls)
 	}
 }
@@ -263,97 +279,171 @@ func rollup(m, ent, dir string, start time.Time, q accounting.Quality, tce, co2 
 }
 
 func TestDataQuality(t *testing.T) {
-	f := newFixture()
-	f.readings.rollups = []influx.RollupPoint{
-		rollup("m1", "e1", "in", hour(-5), accounting.QualitySpike, nil, nil), // before the window
-		rollup("m1", "e1", "in", hour(-3), accounting.QualityReset, nil, nil),
-		rollup("m1", "e1", "in", hour(-2), accounting.QualityGap|accounting.QualityEstimated, nil, nil),
-		rollup("m1", "e1", "in", hour(-1), accounting.QualityRollover|accounting.QualityZeroGlitch, nil, nil),
-		rollup("m3", "e1", "out", hour(-1), 0, nil, nil),
-	}
-	got := f.observe(t,
-		alerting.Rule{ID: "all", Kind: alerting.KindDataQuality, EnterpriseID: "e1", Window: 4 * time.Hour},
-		alerting.Rule{ID: "gap", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 4 * time.Hour, Qualities: []string{"gap"}},
-		alerting.Rule{ID: "long", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 6 * time.Hour, Qualities: []string{"spike", "replacement"}},
-	)
-	check(t, got["all"],
-		want{"enterprise=e1,meter=m1", 2, "2026-07-02T01:00Z reset, 2026-07-02T02:00Z gap"},
-		want{"enterprise=e1,meter=m3", 0, "no reset|replacement|spike|gap in the last 4h0m0s"},
-		want{"enterprise=e1,meter=gas", 0, ""},
-	)
-	check(t, got["gap"], want{"enterprise=e1,meter=m1", 1, "2026-07-02T02:00Z gap"})
-	check(t, got["long"], want{"enterprise=e1,meter=m1", 1, "spike"})
-	// One rollup read over the longest window.
-	if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(now.Add(-6*time.Hour)) || !c[0].to.Equal(now) {
-		t.Fatalf("rollup reads %+v", c)
+	for _, mode := range rollupModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRollupFixture(mode)
+			f.readings.rollups = []influx.RollupPoint{
+				rollup("m1", "e1", "in", hour(-5), accounting.QualitySpike, nil, nil), // before the window
+				rollup("m1", "e1", "in", hour(-3), accounting.QualityReset, nil, nil),
+				rollup("m1", "e1", "in", hour(-2), accounting.QualityGap|accounting.QualityEstimated, nil, nil),
+				rollup("m1", "e1", "in", hour(-1), accounting.QualityRollover|accounting.QualityZeroGlitch, nil, nil),
+				rollup("m3", "e1", "out", hour(-1), 0, nil, nil),
+			}
+			got := f.observe(t,
+				alerting.Rule{ID: "all", Kind: alerting.KindDataQuality, EnterpriseID: "e1", Window: 4 * time.Hour},
+				alerting.Rule{ID: "gap", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 4 * time.Hour, Qualities: []string{"gap"}},
+				alerting.Rule{ID: "long", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 6 * time.Hour, Qualities: []string{"spike", "replacement"}},
+			)
+			check(t, got["all"],
+				want{"enterprise=e1,meter=m1", 2, "2026-07-02T01:00Z reset, 2026-07-02T02:00Z gap"},
+				want{"enterprise=e1,meter=m3", 0, "no reset|replacement|spike|gap in the last 4h0m0s"},
+				want{"enterprise=e1,meter=gas", 0, ""},
+			)
+			check(t, got["gap"], want{"enterprise=e1,meter=m1", 1, "2026-07-02T02:00Z gap"})
+			check(t, got["long"], want{"enterprise=e1,meter=m1", 1, "spike"})
+			// One read over the longest window: the flagged hours only, or every rollup.
+			method := map[string]string{"totals": "QualityHours", "points": "HourlyRollups"}[mode]
+			if c := f.rec.of(method); len(c) != 1 || !c[0].from.Equal(now.Add(-6*time.Hour)) || !c[0].to.Equal(now) {
+				t.Fatalf("rollup reads %+v", c)
+			}
+			if n := f.rec.count("HourlyTotals") + f.rec.count("QualityHours") + f.rec.count("HourlyRollups"); n != 1 {
+				t.Errorf("%d rollup queries, want 1", n)
+			}
+		})
 	}
 }
 
 func TestEnergyAndCO2Thresholds(t *testing.T) {
-	f := newFixture()
-	var points []influx.RollupPoint
-	for h := -4; h <= 0; h++ {
-		points = append(points,
-			rollup("m1", "e1", "in", hour(h), 0, ptr(1), ptr(2)),
-			rollup("m3", "e1", "out", hour(h), 0, ptr(-0.25), ptr(-0.5)),
-			rollup("m2", "", "in", hour(h), 0, ptr(10), ptr(20)))
-	}
-	points = append(points, rollup("m4", "", "in", hour(-1), 0, nil, nil)) // no factors
-	f.readings.rollups = points
-	mid := now.Add(30 * time.Minute)
-	rules := []alerting.Rule{
-		{ID: "e1", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: 3 * time.Hour},
-		{ID: "park", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, Window: 2 * time.Hour},
-		{ID: "m3", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, MeterID: "m3", Window: 2 * time.Hour},
-		{ID: "nofactor", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m4", Window: 2 * time.Hour},
-	}
-	for i := range rules {
-		rules[i].ParkID = park
-	}
-	got := f.src.Observe(context.Background(), park, rules, mid)
-	// At 04:30, 3 hours back is 01:30: the whole hours 02:00 and 03:00; the current hour is
-	// not whole. Out meters count negative, as stored.
-	check(t, got["e1"], want{"enterprise=e1", 2 * 0.75, "2 whole hours"})
-	// 2 hours back is 02:30: only 03:00 is whole.
-	check(t, got["park"], want{"", 2 + 20 - 0.5, ""})
-	check(t, got["m3"], want{"enterprise=e1,meter=m3", -0.5, ""})
-	check(t, got["nofactor"])
-	if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(hour(-2)) || !c[0].to.Equal(mid) {
-		t.Fatalf("rollup reads %+v", c)
+	for _, mode := range rollupModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRollupFixture(mode)
+			var points []influx.RollupPoint
+			for h := -4; h <= 0; h++ {
+				points = append(points,
+					rollup("m1", "e1", "in", hour(h), 0, ptr(1), ptr(2)),
+					rollup("m3", "e1", "out", hour(h), 0, ptr(-0.25), ptr(-0.5)),
+					rollup("m2", "", "in", hour(h), 0, ptr(10), ptr(20)))
+			}
+			points = append(points,
+				rollup("m4", "", "in", hour(-1), 0, nil, nil), // no factors
+				// m5 moved from e2 to e1 in the last hour: each hour counts for the enterprise
+				// it is tagged with, the meter's both.
+				rollup("m5", "e2", "in", hour(-1), 0, ptr(100), nil),
+				rollup("m5", "e1", "in", hour(0), 0, ptr(1000), nil))
+			f.readings.rollups = points
+			mid := now.Add(30 * time.Minute)
+			rules := []alerting.Rule{
+				{ID: "e1", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: 3 * time.Hour},
+				{ID: "park", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, Window: 2 * time.Hour},
+				{ID: "m3", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, MeterID: "m3", Window: 2 * time.Hour},
+				{ID: "nofactor", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m4", Window: 2 * time.Hour},
+				{ID: "hour", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: time.Hour},
+				{ID: "moved", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m5", Window: 2 * time.Hour},
+				{ID: "e2", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e2", Window: 2 * time.Hour},
+				{ID: "nowindow", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1"},
+			}
+			for i := range rules {
+				rules[i].ParkID = park
+			}
+			got := f.src.Observe(context.Background(), park, rules, mid)
+			// At 04:30, 3 hours back is 01:30: the hours 01:00, 02:00, 03:00 and the current
+			// 04:00 so far overlap the window. Out meters count negative, as stored.
+			check(t, got["e1"], want{"enterprise=e1", 4*0.75 + 1000, "4 hours from 2026-07-02T01:00:00Z (the current one so far)"})
+			// 2 hours back is 02:30: 02:00, 03:00, 04:00.
+			check(t, got["park"], want{"", 3 * (2 + 20 - 0.5), ""})
+			check(t, got["m3"], want{"enterprise=e1,meter=m3", -1.5, ""})
+			check(t, got["nofactor"])
+			// An hour back is 03:30: 03:00, whole, and 04:00 so far: the rule keeps its
+			// observation across the hour's start.
+			check(t, got["hour"], want{"enterprise=e1", 2*0.75 + 1000, "2 hours from 2026-07-02T03:00:00Z"})
+			check(t, got["moved"], want{"enterprise=e2,meter=m5", 1100, ""})
+			check(t, got["e2"], want{"enterprise=e2", 100, ""})
+			if !errors.Is(got["nowindow"].Err, registry.ErrInvalid) {
+				t.Errorf("energy without a window: %+v", got["nowindow"])
+			}
+			if mode == "points" {
+				if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(hour(-3)) || !c[0].to.Equal(mid) {
+					t.Fatalf("rollup reads %+v", c)
+				}
+				return
+			}
+			// One sum per field and span, by enterprise, and by meter when a rule is per meter.
+			var sums []string
+			for _, c := range f.rec.of("HourlyTotals") {
+				sums = append(sums, fmt.Sprintf("%s %s..%s %v", c.field, c.from.Sub(hour(0)), c.to.Sub(hour(0)), c.groupBy))
+			}
+			slices.Sort(sums)
+			if fmt.Sprint(sums) != "[co2_t -2h0m0s..30m0s [enterprise meter] tce_equal -1h0m0s..30m0s [enterprise] "+
+				"tce_equal -2h0m0s..30m0s [enterprise meter] tce_equal -3h0m0s..30m0s [enterprise]]" ||
+				f.rec.count("HourlyRollups")+f.rec.count("QualityHours") != 0 {
+				t.Fatalf("rollup sums %v", sums)
+			}
+		})
 	}
 }
 
-func TestRateOfChange(t *testing.T) {
+// TestEnergyAtTheHour: a window ending on the hour holds whole hours only.
+func TestEnergyAtTheHour(t *testing.T) {
 	f := newFixture()
-	var points []influx.RollupPoint
-	for h := -2 * 168; h <= 0; h++ {
-		// e1: 1 tce an hour the day before, 1.2 in the last day; flat before the last week.
-		v := 1.0
-		if h >= -24 {
-			v = 1.2
-		}
-		points = append(points, rollup("m1", "e1", "in", hour(h), 0, ptr(v), nil))
-		// m2: nothing the day before yesterday, then 1 tce an hour.
-		w := 0.0
-		if h >= -24 {
-			w = 1
-		}
-		points = append(points, rollup("m2", "", "in", hour(h), 0, ptr(w), nil))
+	f.readings.rollups = []influx.RollupPoint{
+		rollup("m1", "e1", "in", hour(-2), 0, ptr(1), nil),
+		rollup("m1", "e1", "in", hour(-1), 0, ptr(2), nil),
+		rollup("m1", "e1", "in", hour(0), 0, ptr(4), nil), // starts at now: not in the window
 	}
-	f.readings.rollups = points
-	got := f.observe(t,
-		alerting.Rule{ID: "day", Kind: alerting.KindRateOfChange, Compare: "day", EnterpriseID: "e1", Threshold: 10},
-		alerting.Rule{ID: "week", Kind: alerting.KindRateOfChange, Compare: "week", MeterID: "m1", Threshold: 10},
-		alerting.Rule{ID: "zero", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m2", Threshold: 10},
-		alerting.Rule{ID: "nodata", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m3", Threshold: 10},
-	)
-	check(t, got["day"], want{"enterprise=e1", 20, "+20.0 %"})
-	// The last week: 24 hours at 1.2 and 144 at 1 against 168 at 1.
-	check(t, got["week"], want{"enterprise=e1,meter=m1", (24*1.2 + 144 - 168) / 168 * 100, ""})
-	check(t, got["zero"]) // the previous day is 0: no percentage
-	check(t, got["nodata"])
-	if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(hour(-336)) {
-		t.Fatalf("rollup reads %+v", c)
+	got := f.observe(t, alerting.Rule{Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m1", Window: time.Hour})
+	check(t, got["r0"], want{"enterprise=e1,meter=m1", 2, "1 hours from 2026-07-02T03:00:00Z"})
+}
+
+func TestRateOfChange(t *testing.T) {
+	for _, mode := range rollupModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRollupFixture(mode)
+			var points []influx.RollupPoint
+			for h := -2 * 168; h <= 0; h++ {
+				// e1: 1 tce an hour the day before, 1.2 in the last day; flat before the last week.
+				v := 1.0
+				if h >= -24 {
+					v = 1.2
+				}
+				points = append(points, rollup("m1", "e1", "in", hour(h), 0, ptr(v), nil))
+				// m2: nothing the day before yesterday, then 1 tce an hour.
+				w := 0.0
+				if h >= -24 {
+					w = 1
+				}
+				points = append(points, rollup("m2", "", "in", hour(h), 0, ptr(w), nil))
+			}
+			f.readings.rollups = points
+			got := f.observe(t,
+				alerting.Rule{ID: "day", Kind: alerting.KindRateOfChange, Compare: "day", EnterpriseID: "e1", Threshold: 10},
+				alerting.Rule{ID: "week", Kind: alerting.KindRateOfChange, Compare: "week", MeterID: "m1", Threshold: 10},
+				alerting.Rule{ID: "zero", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m2", Threshold: 10},
+				alerting.Rule{ID: "nodata", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m3", Threshold: 10},
+				alerting.Rule{ID: "park", Kind: alerting.KindRateOfChange, Compare: "day", Threshold: 10},
+			)
+			check(t, got["day"], want{"enterprise=e1", 20, "+20.0 %"})
+			// The last week: 24 hours at 1.2 and 144 at 1 against 168 at 1.
+			check(t, got["week"], want{"enterprise=e1,meter=m1", (24*1.2 + 144 - 168) / 168 * 100, ""})
+			check(t, got["zero"]) // the previous day is 0: no percentage
+			check(t, got["nodata"])
+			check(t, got["park"], want{"", (24*2.2 - 24) / 24 * 100, ""})
+			if mode == "points" {
+				if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(hour(-336)) {
+					t.Fatalf("rollup reads %+v", c)
+				}
+				return
+			}
+			// The two days and the two weeks, one sum each.
+			calls := f.rec.of("HourlyTotals")
+			var spans []string
+			for _, c := range calls {
+				spans = append(spans, fmt.Sprintf("%v..%v", c.from.Sub(hour(0)), c.to.Sub(hour(0))))
+			}
+			slices.Sort(spans)
+			if fmt.Sprint(spans) != "[-168h0m0s..0s -24h0m0s..0s -336h0m0s..-168h0m0s -48h0m0s..-24h0m0s]" {
+				t.Fatalf("rollup sums %v", spans)
+			}
+		})
 	}
 }
 
@@ -437,7 +527,8 @@ func TestBudgetToDateMonthly(t *testing.T) {
 func TestSourceErrors(t *testing.T) {
 	boom := errors.New("boom")
 	f := newFixture()
-	f.readings.err["HourlyRollups"] = boom
+	f.readings.err["HourlyTotals"] = boom
+	f.readings.err["QualityHours"] = boom
 	f.ledger.deadErr = boom
 	f.accounts.err = boom
 	f.ledger.seqs = []telemetry.GatewaySeq{{Gateway: "g1"}}
@@ -483,5 +574,157 @@ func TestUnknownKindAndNilSources(t *testing.T) {
 	}, now)
 	if !errors.Is(got["odd"].Err, ErrUnsupported) || got["dead"].Err == nil || got["nodata"].Err == nil {
 		t.Fatalf("%+v", got)
+	}
+}
+
+// TestIndicatorsCache: the year-to-date accounts are reused for the TTL on the evaluations'
+// clock, per park and year start; the accounts of a window are not.
+func TestIndicatorsCache(t *testing.T) {
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	rules := []alerting.Rule{
+		{ID: "budget", ParkID: park, Kind: alerting.KindCarbonBudget, BudgetT: 1000, Threshold: 1},
+		{ID: "risk", ParkID: park, Kind: alerting.KindIndicatorAtRisk, Metric: alerting.MetricCO2PerTce, Threshold: 2},
+		{ID: "daily", ParkID: park, Kind: alerting.KindThreshold, Metric: alerting.MetricCO2PerTce, Window: 24 * time.Hour},
+	}
+	ytdCalls := func(f *fixture) []string {
+		var out []string
+		for _, c := range f.rec.of("Indicators") {
+			if c.to.Sub(c.from) != 24*time.Hour {
+				out = append(out, c.from.In(loc).Format("2006-01-02")+".."+c.to.In(loc).Format("01-02T15:04"))
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration
+		at   []time.Time
+		want string // year-to-date computations
+	}{
+		{"reused within the TTL", 0, []time.Time{now, now.Add(time.Minute), now.Add(4 * time.Minute)},
+			"[2026-01-01..07-02T12:00]"},
+		{"computed again after it", 0, []time.Time{now, now.Add(time.Minute), now.Add(5 * time.Minute), now.Add(6 * time.Minute)},
+			"[2026-01-01..07-02T12:00 2026-01-01..07-02T12:05]"},
+		{"a clock going back", 0, []time.Time{now, now.Add(-time.Minute)},
+			"[2026-01-01..07-02T12:00 2026-01-01..07-02T11:59]"},
+		{"a new year", time.Hour, []time.Time{time.Date(2026, 12, 31, 23, 58, 0, 0, loc), time.Date(2027, 1, 1, 0, 1, 0, 0, loc)},
+			"[2026-01-01..12-31T23:58 2027-01-01..01-01T00:01]"},
+		{"a TTL of its own", 10 * time.Minute, []time.Time{now, now.Add(9 * time.Minute)}, "[2026-01-01..07-02T12:00]"},
+		{"no cache", -1, []time.Time{now, now.Add(time.Second)}, "[2026-01-01..07-02T12:00 2026-01-01..07-02T12:00]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			f.accounts.any = &accounting.Result{Block: block("", ptr(600), ptr(2.5), ptr(0.4))}
+			f.src = New(Options{Readings: f.readings, Registry: f.reg, Accounts: f.accounts, IndicatorsTTL: tc.ttl})
+			for _, at := range tc.at {
+				got := f.src.Observe(context.Background(), park, rules, at)
+				check(t, got["risk"], want{"", 2.5, ""})
+				check(t, got["daily"], want{"", 2.5, ""})
+			}
+			if s := fmt.Sprint(ytdCalls(f)); s != tc.want {
+				t.Errorf("year-to-date computations %s, want %s", s, tc.want)
+			}
+			// The window's accounts at every evaluation.
+			if n := f.rec.count("Indicators") - len(ytdCalls(f)); n != len(tc.at) {
+				t.Errorf("%d computations of the daily window for %d evaluations", n, len(tc.at))
+			}
+		})
+	}
+
+	// A failed computation is not kept; another park has its own.
+	f := newFixture()
+	f.accounts.err = errors.New("boom")
+	ctx := context.Background()
+	if got := f.src.Observe(ctx, park, rules[:1], now); got["budget"].Err == nil {
+		t.Fatal("no error")
+	}
+	f.accounts.err = nil
+	f.accounts.any = &accounting.Result{Block: block("", ptr(600), ptr(2.5), ptr(0.4))}
+	if got := f.src.Observe(ctx, park, rules[:1], now.Add(time.Second))["budget"]; got.Err != nil || len(got.Observations) != 1 {
+		t.Fatalf("after a failure: %+v", got)
+	}
+	f.reg.park.ID = "p2"
+	for i := range f.reg.meters {
+		f.reg.meters[i].ParkID = "p2"
+	}
+	f.src.Observe(ctx, "p2", []alerting.Rule{{ID: "budget", ParkID: "p2", Kind: alerting.KindCarbonBudget, BudgetT: 1000}}, now.Add(2*time.Second))
+	if n := f.rec.count("Indicators"); n != 3 {
+		t.Errorf("%d computations, want 3", n)
+	}
+}
+
+// TestIndicatorsCacheConcurrent: evaluations of several parks at once share the cache
+// safely (run with -race).
+func TestIndicatorsCacheConcurrent(t *testing.T) {
+	f := newFixture()
+	f.accounts.any = &accounting.Result{Block: block("", ptr(600), ptr(2.5), ptr(0.4))}
+	rules := []alerting.Rule{{ID: "budget", ParkID: park, Kind: alerting.KindCarbonBudget, BudgetT: 1000, Threshold: 1}}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for k := range 20 {
+				got := f.src.Observe(context.Background(), park, rules, now.Add(time.Duration(i*20+k)*time.Minute))
+				if got["budget"].Err != nil || len(got["budget"].Observations) != 1 {
+					t.Errorf("%+v", got["budget"])
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestRecentSpan(t *testing.T) {
+	for _, tc := range []struct {
+		intervals []int32
+		want      time.Duration
+	}{
+		{[]int32{60, 60}, 10 * time.Minute},
+		{[]int32{60, 300}, 20 * time.Minute},
+		{[]int32{60, 0, 3600}, 4 * time.Hour},
+		{[]int32{86400}, 24 * time.Hour},
+		{nil, 10 * time.Minute},
+	} {
+		e := &eval{}
+		for _, iv := range tc.intervals {
+			e.meters.v = append(e.meters.v, meter("m", "", registry.Electricity, registry.In, registry.Counter, iv))
+		}
+		if got := e.recentSpan(); got != tc.want {
+			t.Errorf("recent span of intervals %v = %v, want %v", tc.intervals, got, tc.want)
+		}
+	}
+}
+
+// TestPastHoursAndSilentMetersAreRemembered: within the TTL a second evaluation neither sums
+// the whole past hours of a rate_of_change again nor searches 35 days back for meters that
+// were silent, and it gives the same values; past the TTL it asks again.
+func TestPastHoursAndSilentMetersAreRemembered(t *testing.T) {
+	f := newFixture()
+	var points []influx.RollupPoint
+	for h := -48; h <= 0; h++ {
+		points = append(points, rollup("m1", "e1", "in", hour(h), 0, ptr(1.0), nil))
+	}
+	f.readings.rollups = points
+	rules := []alerting.Rule{
+		{ID: "day", ParkID: park, Kind: alerting.KindRateOfChange, Compare: "day", EnterpriseID: "e1", Threshold: 10},
+		{ID: "silent", ParkID: park, Kind: alerting.KindNoData, Threshold: 3},
+	}
+	first := f.src.Observe(context.Background(), park, rules, now)
+	totals, long := f.rec.count("HourlyTotals"), len(f.rec.of("LastReadings"))
+	second := f.src.Observe(context.Background(), park, rules, now.Add(time.Minute))
+	if f.rec.count("HourlyTotals") != totals || len(f.rec.of("LastReadings")) != long+1 {
+		t.Fatalf("second evaluation queried again: %d → %d totals, %d → %d last-reading queries",
+			totals, f.rec.count("HourlyTotals"), long, len(f.rec.of("LastReadings")))
+	}
+	if fmt.Sprint(first["day"].Observations) != fmt.Sprint(second["day"].Observations) {
+		t.Fatalf("cached rate differs: %v then %v", first["day"].Observations, second["day"].Observations)
+	}
+	for i, o := range first["silent"].Observations {
+		if s := second["silent"].Observations[i]; s.Labels["meter"] != o.Labels["meter"] || s.Value < o.Value {
+			t.Fatalf("silent meter %v: %v then %v", o.Labels, o.Value, s.Value)
+		}
+	}
+	f.src.Observe(context.Background(), park, rules, now.Add(DefaultIndicatorsTTL+time.Minute))
+	if f.rec.count("HourlyTotals") == totals || len(f.rec.of("LastReadings")) != long+3 {
+		t.Fatal("nothing asked again after the TTL")
 	}
 }

@@ -238,3 +238,19 @@ func (t timedAccounts) Indicators(ctx context.Context, park string, from, to tim
 	t.c.add(callIndicators, start, len(out.Enterprises))
 	return out, err
 }
+
+var _ alertsrc.RollupTotals = timedReadings{}
+
+func (t timedReadings) HourlyTotals(ctx context.Context, park, field string, from, to time.Time, groupBy []string) ([]influx.HourlyTotal, error) {
+	start := time.Now()
+	out, err := t.s.HourlyTotals(ctx, park, field, from, to, groupBy)
+	t.c.add("influx HourlyTotals", start, len(out))
+	return out, err
+}
+
+func (t timedReadings) QualityHours(ctx context.Context, park string, from, to time.Time) ([]influx.QualityHour, error) {
+	start := time.Now()
+	out, err := t.s.QualityHours(ctx, park, from, to)
+	t.c.add("influx QualityHours", start, len(out))
+	return out, err
+}

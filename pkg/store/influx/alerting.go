@@ -3,6 +3,7 @@ package influx
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/influxdata/influxdb-client-go/v2/api/query"
@@ -18,23 +19,23 @@ func (s *Store) LastReadings(ctx context.Context, park string, meters []string, 
 	if !from.Before(to) {
 		return out, nil
 	}
-	// last() per stored series first (a meter's series differ only if its tags changed), then
-	// the latest of those per meter.
+	// last() per stored series (a meter's series differ only if its tags changed); the latest
+	// of those per meter is kept here rather than regrouped in Flux.
 	flux := fmt.Sprintf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
   |> filter(fn: (r) => r._measurement == %q and r._field == "value" and r.park == %s%s)
   |> last()
-  |> keep(columns: ["_time", "_value", "meter"])
-  |> group(columns: ["meter"])
-  |> sort(columns: ["_time"])
-  |> last()`,
+  |> keep(columns: ["_time", "_value", "meter"])`,
 		fluxString(s.bucket), fluxTime(from), fluxStop(to), Measurement, fluxString(park), meterFilter(meters))
 	err := s.each(ctx, flux, func(r *query.FluxRecord) error {
 		v, ok := r.Value().(float64)
 		if !ok {
 			return fmt.Errorf("value %v is not a float", r.Value())
 		}
-		out[recordString(r, "meter")] = Sample{TS: r.Time(), Value: v}
+		m := recordString(r, "meter")
+		if prev, seen := out[m]; !seen || r.Time().After(prev.TS) {
+			out[m] = Sample{TS: r.Time(), Value: v}
+		}
 		return nil
 	})
 	if err != nil {
@@ -67,14 +68,17 @@ func (s *Store) CarrierReadings(ctx context.Context, park, carrier string, from,
 `, fluxString(s.bucket), fluxTime(from.Add(-lookback)), fluxStop(from), cond)
 		src = "union(tables: [b, w])"
 	}
-	flux := window + src + `
-  |> group(columns: ["meter"])
-  |> sort(columns: ["_time"])`
-	out, err := s.samplesByMeter(ctx, flux)
+	// Each stored series comes back sorted by time; a meter's series (one per set of its tags)
+	// and the reading before the window are merged and sorted here rather than regrouped and
+	// sorted in Flux.
+	out, err := s.samplesByMeter(ctx, window+src+"\n  |> yield(name: \"readings\")")
 	if err != nil {
 		return nil, fmt.Errorf("query %s readings of park %s: %w", carrier, park, err)
 	}
 	for m, ss := range out {
+		if !slices.IsSortedFunc(ss, compareTS) {
+			slices.SortStableFunc(ss, compareTS)
+		}
 		// One "before" reading per stored series of a meter: keep only the latest.
 		i := 0
 		for i+1 < len(ss) && ss[i+1].TS.Before(from) {
@@ -84,3 +88,5 @@ func (s *Store) CarrierReadings(ctx context.Context, park, carrier string, from,
 	}
 	return out, nil
 }
+
+func compareTS(a, b Sample) int { return a.TS.Compare(b.TS) }

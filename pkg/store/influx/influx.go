@@ -46,9 +46,14 @@ type Options struct {
 type Store struct {
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
-	query  api.QueryAPI
+	org    string
 	bucket string
 }
+
+// queries returns a query API for one query. The client library's query API fills in its URL
+// on first use without a lock, a data race when queries run concurrently; its objects are
+// cheap, so each query gets its own.
+func (s *Store) queries() api.QueryAPI { return s.client.QueryAPI(s.org) }
 
 // New returns a Store; it does not contact the server.
 func New(opts Options) *Store {
@@ -60,7 +65,7 @@ func New(opts Options) *Store {
 		SetHTTPRequestTimeout(uint(opts.Timeout / time.Second)).
 		SetMaxRetries(0)
 	c := influxdb2.NewClientWithOptions(opts.URL, opts.Token, o)
-	return &Store{client: c, write: c.WriteAPIBlocking(opts.Org, opts.Bucket), query: c.QueryAPI(opts.Org), bucket: opts.Bucket}
+	return &Store{client: c, write: c.WriteAPIBlocking(opts.Org, opts.Bucket), org: opts.Org, bucket: opts.Bucket}
 }
 
 // Close releases the HTTP client.

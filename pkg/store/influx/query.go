@@ -23,7 +23,7 @@ func (s *Store) Readings(ctx context.Context, park, meter string, from, to time.
   |> sort(columns: ["_time"])
   |> keep(columns: ["_time", "_value"])`,
 		fluxString(s.bucket), fluxTime(from), fluxStop(to), Measurement, fluxString(park), fluxString(meter))
-	res, err := s.query.Query(ctx, flux)
+	res, err := s.queries().Query(ctx, flux)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of meter %s: %w", meter, err)
 	}
@@ -67,7 +67,7 @@ func (s *Store) CountByDay(ctx context.Context, park string, from, to time.Time,
   |> count()
   |> keep(columns: ["meter", "_start", "_value"])`,
 		fluxString(s.bucket), fluxTime(from), fluxStop(to), Measurement, fluxString(park), fluxDuration(-offset))
-	res, err := s.query.Query(ctx, flux)
+	res, err := s.queries().Query(ctx, flux)
 	if err != nil {
 		return nil, fmt.Errorf("count readings of park %s: %w", park, err)
 	}

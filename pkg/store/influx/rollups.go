@@ -442,7 +442,7 @@ func stepEnd(start time.Time, step string, loc *time.Location) time.Time {
 
 // each runs a Flux query and calls fn for every record.
 func (s *Store) each(ctx context.Context, flux string, fn func(*query.FluxRecord) error) error {
-	res, err := s.query.Query(ctx, flux)
+	res, err := s.queries().Query(ctx, flux)
 	if err != nil {
 		return err
 	}
