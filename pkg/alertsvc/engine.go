@@ -232,7 +232,7 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 			seen[next.ID] = true
 			e.alerts[next.ID] = next
 			// A label set seen for the first time that stays inactive has nothing to store.
-			if !(prev.ID == "" && next.State == alerting.StateInactive) && significant(prev, r) != significant(next, r) {
+			if (prev.ID != "" || next.State != alerting.StateInactive) && significant(prev, r) != significant(next, r) {
 				changed = append(changed, next)
 			}
 			if prev.State != next.State && next.State == alerting.StatePending {

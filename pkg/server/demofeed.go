@@ -54,8 +54,8 @@ var cst = time.FixedZone("CST", 8*3600)
 func feedDemo(ctx context.Context, brokerAddr, password string, logger *slog.Logger) error {
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID("gw-demo").
 		SetUsername("gw-demo").SetPassword(password).SetCleanSession(false).SetAutoReconnect(true))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("demo gateway connect: %v", tok.Error())
+	if err := wait(c.Connect(), 10*time.Second); err != nil {
+		return fmt.Errorf("demo gateway connect: %w", err)
 	}
 	defer c.Disconnect(250)
 	regs := map[string]float64{}
@@ -74,9 +74,8 @@ func feedDemo(ctx context.Context, brokerAddr, password string, logger *slog.Log
 		if err != nil {
 			return err
 		}
-		tok := c.Publish(telemetry.ReadingsTopic("demo-park", "gw-demo"), 1, false, payload)
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("demo publish: %v", tok.Error())
+		if err := wait(c.Publish(telemetry.ReadingsTopic("demo-park", "gw-demo"), 1, false, payload), 30*time.Second); err != nil {
+			return fmt.Errorf("demo publish: %w", err)
 		}
 		return nil
 	}
@@ -103,4 +102,12 @@ func feedDemo(ctx context.Context, brokerAddr, password string, logger *slog.Log
 			t = now.Truncate(time.Minute).Add(time.Minute)
 		}
 	}
+}
+
+// wait waits for an MQTT token: its error, or one saying it timed out.
+func wait(tok paho.Token, d time.Duration) error {
+	if !tok.WaitTimeout(d) {
+		return fmt.Errorf("no answer within %v", d)
+	}
+	return tok.Error()
 }
