@@ -49,6 +49,10 @@ func New(opts Options) *fiber.App {
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		AppName:               "parkcarbon",
+		// Values from the context (path parameters, headers, body) stay valid after the
+		// handler returns: the live feed keeps its park id for as long as it streams, and
+		// Fiber otherwise reuses their memory for the next request.
+		Immutable: true,
 	})
 	api := app.Group("/api/v1", logRequests(opts.Logger), authenticate(opts.Authn))
 	registerRegistry(api, opts.Registry)
