@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parkcarbon/parkcarbon/pkg/accounting"
+	"github.com/parkcarbon/parkcarbon/pkg/period"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
@@ -242,7 +243,7 @@ func (s *Service) checkCoverage(ctx context.Context, park string, in accounting.
 		if o.Enterprise != in.Enterprise || !o.To.After(o.From) {
 			continue
 		}
-		lo, hi := maxTime(o.From, in.From), minTime(o.To, in.To)
+		lo, hi := period.Later(o.From, in.From), period.Earlier(o.To, in.To)
 		if hi.After(lo) {
 			covered += o.MWh * hi.Sub(lo).Hours() / o.To.Sub(o.From).Hours()
 		}
@@ -257,18 +258,4 @@ func (s *Service) checkCoverage(ctx context.Context, park string, in accounting.
 			registry.ErrConflict, in.MWh, holder, grid/1000, in.From.In(loc).Format(time.RFC3339), in.To.In(loc).Format(time.RFC3339), covered)
 	}
 	return nil
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parkcarbon/parkcarbon/pkg/accounting"
 	"github.com/parkcarbon/parkcarbon/pkg/alerting"
+	"github.com/parkcarbon/parkcarbon/pkg/period"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 )
@@ -158,7 +159,7 @@ func (e *eval) rollupsFromPoints() error {
 		if from.IsZero() || k.sp.from.Before(from) {
 			from = k.sp.from
 		}
-		to = maxTime(to, k.sp.to)
+		to = period.Later(to, k.sp.to)
 	}
 	points, err := e.s.opts.Readings.HourlyRollups(e.ctx, e.park, from, to)
 	if err != nil {
@@ -267,7 +268,7 @@ func (e *eval) meterMeanKW(m *registry.Meter, window time.Duration) meterPower {
 		if d <= 0 {
 			continue
 		}
-		overlap := minTime(iv.To, e.now).Sub(maxTime(iv.From, from))
+		overlap := period.Earlier(iv.To, e.now).Sub(period.Later(iv.From, from))
 		if overlap <= 0 {
 			continue
 		}
@@ -312,18 +313,4 @@ func (e *eval) powerRule(r alerting.Rule) ([]alerting.Observation, error) {
 		summary += fmt.Sprintf(" (in minus out, %d of %d electricity meters reporting)", reporting, total)
 	}
 	return one(e.scopeLabels(r), kw, summary), nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

@@ -73,3 +73,19 @@ func IsCalendarYear(from, to time.Time, loc *time.Location) bool {
 	y := Year(from, loc)
 	return from.Equal(y) && to.Equal(y.AddDate(1, 0, 0))
 }
+
+// Earlier returns the earlier of a and b.
+func Earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// Later returns the later of a and b.
+func Later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -54,3 +54,11 @@ func TestCalendarPeriods(t *testing.T) {
 		t.Error("IsCalendarYear is wrong")
 	}
 }
+
+func TestEarlierLater(t *testing.T) {
+	a := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := a.Add(time.Hour)
+	if Earlier(a, b) != a || Earlier(b, a) != a || Later(a, b) != b || Later(b, a) != b || Later(a, a) != a {
+		t.Fatal("Earlier/Later pick the wrong instant")
+	}
+}

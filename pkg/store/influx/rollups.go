@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/influxdata/influxdb-client-go/v2/api/query"
+
+	"github.com/parkcarbon/parkcarbon/pkg/period"
 )
 
 // Measurements of the rollups the accounting engine keeps (pkg/rollup).
@@ -419,7 +421,7 @@ func (s *Store) Series(ctx context.Context, park, enterprise, metric string, fro
 	if metric == MetricPower {
 		for i := range out {
 			start, end := out[i].Start, stepEnd(out[i].Start, step, loc)
-			start, end = maxTime(start, from), minTime(end, to)
+			start, end = period.Later(start, from), period.Earlier(end, to)
 			if h := end.Sub(start).Hours(); h > 0 {
 				out[i].Value /= h
 			}
@@ -517,18 +519,4 @@ func nextMonthStart(t time.Time, loc *time.Location) time.Time {
 func lastMidnight(t time.Time, loc *time.Location) time.Time {
 	l := t.In(loc)
 	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, loc)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
