@@ -13,9 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/parkcarbon/parkcarbon/pkg/accounting"
 	"github.com/parkcarbon/parkcarbon/pkg/factors"
@@ -258,14 +261,31 @@ func (e *Engine) park(ctx context.Context, park string, dirty []time.Time) (Stat
 		return st, nil
 	}
 
+	// The windows of a park are independent: two at a time keep InfluxDB busy while this
+	// process computes. Their hours are merged in run order, as one after another would.
+	runs := dirtyRuns(dirty)
+	parts := make([]map[hourKey]influx.RollupPoint, len(runs))
+	wstats := make([]Stats, len(runs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(windowWorkers)
+	for i, r := range runs {
+		g.Go(func() error {
+			parts[i] = map[hourKey]influx.RollupPoint{}
+			var err error
+			wstats[i], err = e.window(gctx, park, meters, r, newFactorCache(e), parts[i])
+			return err
+		})
+	}
+	err = g.Wait()
+	for _, w := range wstats {
+		st.add(w)
+	}
+	if err != nil {
+		return st, err
+	}
 	hours := map[hourKey]influx.RollupPoint{}
-	fc := newFactorCache(e)
-	for _, r := range dirtyRuns(dirty) {
-		wst, err := e.window(ctx, park, meters, r, fc, hours)
-		st.add(wst)
-		if err != nil {
-			return st, err
-		}
+	for _, part := range parts {
+		maps.Copy(hours, part)
 	}
 	points := make([]influx.RollupPoint, 0, len(hours))
 	for _, p := range hours {
@@ -296,6 +316,9 @@ type span struct{ from, to time.Time }
 // maxRun bounds the hours one window query covers, so a backfill of months is read in pieces
 // an InfluxDB query answers in seconds.
 const maxRun = 48 * time.Hour
+
+// windowWorkers is how many windows of a park are computed at once.
+const windowWorkers = 2
 
 // DefaultClaimLimit is how many dirty hours a cycle takes: a week of one park, or the current
 // hours of many. Run starts the next cycle at once while cycles come back full.
