@@ -53,7 +53,7 @@ func Kinds() []string {
 
 // Metrics a threshold rule can watch.
 const (
-	MetricPower            = "power"              // kW, mean over Window, from meter registers
+	MetricPower            = "power"              // kW, mean over Window, from registers; scope: grid import minus export
 	MetricEnergyTce        = "energy_tce"         // tce at equal value over Window
 	MetricCO2              = "co2"                // t over Window
 	MetricCO2PerTce        = "co2_per_tce"        // over Window (daily: Window 24h)

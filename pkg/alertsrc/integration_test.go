@@ -101,7 +101,7 @@ func TestIntegration(t *testing.T) {
 	}
 	got := src.Observe(ctx, park, rules, now)
 	check(t, got["power-m1"], want{"enterprise=e1,meter=m1", 120, ""})
-	check(t, got["power-park"], want{"", 90, "2 of 2 electricity meters"})
+	check(t, got["power-park"], want{"", 90, "2 of 2 meters"})
 	check(t, got["nodata"],
 		want{"enterprise=e1,meter=m1", 0, ""},
 		want{"meter=m2", 0, ""},

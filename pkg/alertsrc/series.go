@@ -293,6 +293,11 @@ func (e *eval) powerRule(r alerting.Rule) ([]alerting.Observation, error) {
 		if m.Carrier != registry.Electricity || m.Kind != registry.Counter {
 			continue
 		}
+		// An enterprise's or the park's power is what the grid connection carries (what a
+		// contracted demand limits): on-site direct green supply is behind it and left out.
+		if r.MeterID == "" && m.GreenClass == registry.GreenDirect {
+			continue
+		}
 		total++
 		p := e.meterMeanKW(m, window)
 		if !p.ok {
@@ -310,7 +315,7 @@ func (e *eval) powerRule(r alerting.Rule) ([]alerting.Observation, error) {
 	}
 	summary := fmt.Sprintf("mean power of %s over the last %v: %.4g kW", scopeName(r), window, kw)
 	if r.MeterID == "" {
-		summary += fmt.Sprintf(" (in minus out, %d of %d electricity meters reporting)", reporting, total)
+		summary += fmt.Sprintf(" (grid electricity in minus out, %d of %d meters reporting)", reporting, total)
 	}
 	return one(e.scopeLabels(r), kw, summary), nil
 }

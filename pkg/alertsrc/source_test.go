@@ -187,9 +187,9 @@ func TestPower(t *testing.T) {
 	check(t, got["prorated"], want{"meter=m2", 120, ""})
 	// A meter alone is its consumption, whatever its direction.
 	check(t, got["out"], want{"enterprise=e1,meter=m3", 30, ""})
-	check(t, got["enterprise"], want{"enterprise=e1", 90, "2 of 2 electricity meters"})
+	check(t, got["enterprise"], want{"enterprise=e1", 90, "2 of 2 meters"})
 	// The park over the default 15 minutes: m1 + m2 − m3; m4 reports nothing in the window.
-	check(t, got["park"], want{"", 210, "3 of 4 electricity meters"})
+	check(t, got["park"], want{"", 210, "3 of 4 meters"})
 	check(t, got["silent"])
 	for _, id := range []string{"gas", "gauge"} {
 		if !errors.Is(got[id].Err, ErrUnsupported) {
@@ -727,4 +727,23 @@ func TestPastHoursAndSilentMetersAreRemembered(t *testing.T) {
 	if f.rec.count("HourlyTotals") == totals || len(f.rec.of("LastReadings")) != long+3 {
 		t.Fatal("nothing asked again after the TTL")
 	}
+}
+
+// TestPowerLeavesOutOnSitePV: an enterprise's power is its grid connection's: a direct-green
+// PV meter of the enterprise does not raise it, while a rule on the PV meter alone sees it.
+func TestPowerLeavesOutOnSitePV(t *testing.T) {
+	f := newFixture()
+	pv := meter("pv", "e1", registry.Electricity, registry.In, registry.Counter, 60)
+	pv.GreenClass = registry.GreenDirect
+	f.reg.meters = append(f.reg.meters, pv)
+	f.readings.carrier["pv"] = string(registry.Electricity)
+	for k := 0; k <= 30; k++ { // 5 kWh a minute: 300 kW
+		f.readings.samples["pv"] = append(f.readings.samples["pv"], influx.Sample{TS: now.Add(time.Duration(k-30) * time.Minute), Value: 5 * float64(k)})
+	}
+	got := f.observe(t,
+		alerting.Rule{ID: "enterprise", Kind: alerting.KindThreshold, Metric: alerting.MetricPower, EnterpriseID: "e1", Window: 10 * time.Minute},
+		alerting.Rule{ID: "pv", Kind: alerting.KindThreshold, Metric: alerting.MetricPower, MeterID: "pv", Window: 10 * time.Minute},
+	)
+	check(t, got["enterprise"], want{"enterprise=e1", 90, "2 of 2 meters"})
+	check(t, got["pv"], want{"enterprise=e1,meter=pv", 300, ""})
 }
