@@ -13,9 +13,10 @@
 // meter, when a rule is per meter), and only the hours whose quality has a flag set.
 //
 // The year-to-date accounts of carbon_budget and indicator_at_risk change slowly and cost
-// seconds to compute: they are kept for Options.IndicatorsTTL, so those rules' values are up
-// to that old (the accounts up to an earlier now, against the elapsed fraction of the year at
-// the current one).
+// seconds to compute: they are kept for Options.IndicatorsTTL and then refreshed in the
+// background while the previous ones stay in use, so those rules' values are up to about a
+// TTL old (the accounts up to an earlier now, against the elapsed fraction of the year at the
+// current one) and only the first evaluation after a start waits for them.
 package alertsrc
 
 import (
@@ -131,8 +132,10 @@ type Source struct {
 	log  *slog.Logger
 	ttl  time.Duration
 
-	mu  sync.Mutex
-	ytd map[ytdKey]ytdEntry
+	mu         sync.Mutex
+	ytd        map[ytdKey]ytdEntry
+	refreshing map[ytdKey]bool
+	bg         sync.WaitGroup
 	// pastTotals keeps the sums over spans of whole past hours (rate_of_change), which change
 	// only when late data rewrites a past hour, for the TTL.
 	pastTotals map[pastTotalsKey]pastTotalsEntry
@@ -183,24 +186,63 @@ func New(opts Options) *Source {
 	if ttl == 0 {
 		ttl = DefaultIndicatorsTTL
 	}
-	return &Source{opts: opts, log: log, ttl: ttl, ytd: map[ytdKey]ytdEntry{},
+	return &Source{opts: opts, log: log, ttl: ttl, ytd: map[ytdKey]ytdEntry{}, refreshing: map[ytdKey]bool{},
 		pastTotals: map[pastTotalsKey]pastTotalsEntry{}, lastSeen: map[string]map[string]lastSeenEntry{}}
 }
 
-// cachedYTD returns the year-to-date accounts of key when computed less than the TTL before
-// now (and not after it).
-func (s *Source) cachedYTD(key ytdKey, now time.Time) (accounting.Result, bool) {
+// maxStale bounds how old (in TTLs) year-to-date accounts may be served while a fresh copy is
+// computed in the background; older ones are computed again before use.
+const maxStale = 4
+
+// cachedYTD returns the year-to-date accounts of key and whether they are fresh (computed
+// less than the TTL before now, and not after it). Stale accounts, up to maxStale TTLs old,
+// are returned too: the caller serves them and refreshes them in the background, so an
+// evaluation never waits for the seconds a year of accounts takes except the first time.
+func (s *Source) cachedYTD(key ytdKey, now time.Time) (res accounting.Result, fresh, ok bool) {
 	if s.ttl < 0 {
-		return accounting.Result{}, false
+		return accounting.Result{}, false, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.ytd[key]
-	if !ok || now.Before(e.at) || now.Sub(e.at) >= s.ttl {
-		return accounting.Result{}, false
+	e, have := s.ytd[key]
+	if !have || now.Sub(e.at) >= maxStale*s.ttl {
+		return accounting.Result{}, false, false
 	}
-	return e.res, true
+	return e.res, s.fresh(e.at, now), true
 }
+
+// refreshYTD computes the year-to-date accounts of key in the background, once at a time per
+// key, and keeps them.
+func (s *Source) refreshYTD(key ytdKey, park string, sp span, now time.Time) {
+	s.mu.Lock()
+	if s.refreshing[key] || s.opts.Accounts == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.refreshing[key] = true
+	s.mu.Unlock()
+	s.bg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.refreshing, key)
+			s.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		res, err := s.opts.Accounts.Indicators(ctx, park, sp.from, sp.to, "", "")
+		if err != nil {
+			s.log.Warn("year-to-date accounts not refreshed: the previous ones stay in use", "park", park, "err", err)
+			return
+		}
+		s.storeYTD(key, now, res)
+	})
+}
+
+// refreshTimeout bounds a background refresh of year-to-date accounts.
+const refreshTimeout = 2 * time.Minute
+
+// Wait waits for background refreshes (tests, shutdown).
+func (s *Source) Wait() { s.bg.Wait() }
 
 // storeYTD keeps year-to-date accounts computed at now, and drops the expired ones.
 func (s *Source) storeYTD(key ytdKey, now time.Time, res accounting.Result) {
@@ -210,7 +252,7 @@ func (s *Source) storeYTD(key ytdKey, now time.Time, res accounting.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, e := range s.ytd {
-		if now.Sub(e.at) >= s.ttl || k.park == key.park && k.scope == key.scope && k.yearStart != key.yearStart {
+		if now.Sub(e.at) >= maxStale*s.ttl || k.park == key.park && k.scope == key.scope && k.yearStart != key.yearStart {
 			delete(s.ytd, k)
 		}
 	}
@@ -573,8 +615,11 @@ func (e *eval) fetch() {
 		ytd := sp == e.ytdSpan
 		key := ytdKey{park: e.park, yearStart: sp.from.UnixNano()}
 		if ytd {
-			if res, ok := e.s.cachedYTD(key, e.now); ok {
+			if res, fresh, ok := e.s.cachedYTD(key, e.now); ok {
 				f.v = res
+				if !fresh {
+					e.s.refreshYTD(key, e.park, sp, e.now)
+				}
 				continue
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -620,6 +621,7 @@ func TestIndicatorsCache(t *testing.T) {
 				got := f.src.Observe(context.Background(), park, rules, at)
 				check(t, got["risk"], want{"", 2.5, ""})
 				check(t, got["daily"], want{"", 2.5, ""})
+				f.src.Wait()
 			}
 			if s := fmt.Sprint(ytdCalls(f)); s != tc.want {
 				t.Errorf("year-to-date computations %s, want %s", s, tc.want)
@@ -746,4 +748,50 @@ func TestPowerLeavesOutOnSitePV(t *testing.T) {
 	)
 	check(t, got["enterprise"], want{"enterprise=e1", 90, "2 of 2 meters"})
 	check(t, got["pv"], want{"enterprise=e1,meter=pv", 300, ""})
+}
+
+// gatedAccounts blocks every computation after the first until released.
+type gatedAccounts struct {
+	calls atomic.Int32
+	gate  chan struct{}
+	res   accounting.Result
+}
+
+func (g *gatedAccounts) Indicators(ctx context.Context, _ string, _, _ time.Time, _, _ string) (accounting.Result, error) {
+	if g.calls.Add(1) > 1 {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return accounting.Result{}, ctx.Err()
+		}
+	}
+	return g.res, nil
+}
+
+// TestStaleAccountsServedWhileRefreshed: past the TTL an evaluation does not wait for the
+// year-to-date accounts: it uses the previous ones and a background refresh replaces them.
+func TestStaleAccountsServedWhileRefreshed(t *testing.T) {
+	f := newFixture()
+	acc := &gatedAccounts{gate: make(chan struct{}), res: accounting.Result{Block: block("", ptr(600), ptr(2.5), ptr(0.4))}}
+	f.src = New(Options{Readings: f.readings, Registry: f.reg, Accounts: acc})
+	rule := alerting.Rule{ID: "risk", ParkID: park, Kind: alerting.KindIndicatorAtRisk, Metric: alerting.MetricCO2PerTce, Threshold: 2}
+	f.src.Observe(context.Background(), park, []alerting.Rule{rule}, now)
+	done := make(chan map[string]alerting.Result, 1)
+	go func() {
+		done <- f.src.Observe(context.Background(), park, []alerting.Rule{rule}, now.Add(DefaultIndicatorsTTL+time.Minute))
+	}()
+	select {
+	case got := <-done:
+		check(t, got["risk"], want{"", 2.5, ""})
+	case <-time.After(5 * time.Second):
+		t.Fatal("the evaluation waited for the refresh")
+	}
+	acc.res = accounting.Result{Block: block("", ptr(600), ptr(3.5), ptr(0.4))}
+	close(acc.gate)
+	f.src.Wait()
+	got := f.src.Observe(context.Background(), park, []alerting.Rule{rule}, now.Add(DefaultIndicatorsTTL+2*time.Minute))
+	check(t, got["risk"], want{"", 3.5, ""})
+	if n := acc.calls.Load(); n != 2 {
+		t.Fatalf("%d computations, want 2 (the first and one refresh)", n)
+	}
 }
