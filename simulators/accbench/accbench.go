@@ -26,6 +26,7 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/rollup"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
+	"github.com/parkcarbon/parkcarbon/simulators/calltime"
 	"github.com/parkcarbon/parkcarbon/simulators/procstat"
 )
 
@@ -138,7 +139,7 @@ type Report struct {
 	RollupSelf   procstat.Usage
 	RollupInflux procstat.Usage
 	// RollupCalls is where the engine's time went, by store method.
-	RollupCalls   []CallTime
+	RollupCalls   []calltime.CallTime
 	DirtyLeft     int
 	ReadPerSec    float64 // ReadingsRead over RollupTime
 	RollupPerSec  float64 // the distinct readings generated over RollupTime
@@ -280,7 +281,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 	// 2. Rollups until no dirty hour is left.
 	// The engine's stores are timed, so the report can say where a cycle's time goes.
-	var calls clock
+	var calls calltime.Clock
 	tr, tq := timedReadings{s: ts, c: &calls}, timedSQL{dirty: sql, repl: sql, reg: reg, c: &calls}
 	eng, err := rollup.New(rollup.Options{Readings: tr, Rollups: tr, Dirty: tq, Replacements: tq, Registry: tq,
 		Factors: fr, ClaimLimit: o.ClaimLimit, Logger: log.With("component", "rollup")})
@@ -293,7 +294,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	err = cycleUntilClean(ctx, eng, &rep, log)
 	rep.RollupTime = time.Since(start)
 	rep.RollupSelf, rep.RollupInflux = end()
-	rep.RollupCalls = calls.times()
+	rep.RollupCalls = calls.Times()
 	if err != nil {
 		return rep, err
 	}

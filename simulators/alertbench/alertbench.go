@@ -29,6 +29,7 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
 	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
+	"github.com/parkcarbon/parkcarbon/simulators/calltime"
 	"github.com/parkcarbon/parkcarbon/simulators/procstat"
 )
 
@@ -138,7 +139,7 @@ type Report struct {
 	Self, Influx procstat.Usage
 	Excluded     time.Duration
 	Span         time.Duration
-	Calls        []CallTime
+	Calls        []calltime.CallTime
 	// Kinds: Observe of each kind's rules alone, at the last cycle's clock, after the run.
 	Kinds []KindRun
 
@@ -364,7 +365,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 
 	// 3. The evaluator as the server wires it, its stores and sources timed.
-	var calls clock
+	var calls calltime.Clock
 	accounts := &accountsvc.Service{Registry: reg, Inputs: sql, Dirty: sql, Totals: ts, Factors: fr}
 	src := &timedSource{c: &calls, s: alertsrc.New(alertsrc.Options{
 		Readings: timedReadings{s: ts, c: &calls}, Registry: timedRegistry{r: reg, c: &calls}, Ledger: sql,
@@ -394,8 +395,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		now := o.At.Add(time.Duration(i) * Interval)
 		last = now
 		c := Cycle{At: now}
-		obs0, save0 := calls.total(callObserve), calls.total(callSave)
-		load0 := calls.total(callLoad) + calls.total(callListRules)
+		obs0, save0 := calls.Total(callObserve), calls.Total(callSave)
+		load0 := calls.Total(callLoad) + calls.Total(callListRules)
 		up0, in0, h0 := saved.upserts.Load(), saved.inactive.Load(), saved.history.Load()
 		leaseStart := time.Now()
 		ok, err := sql.TryLease(ctx, alertsvc.LeaseName, "alertbench", now, 3*Interval)
@@ -408,8 +409,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			st, err = eng.Cycle(ctx, now)
 		}
 		c.Wall, c.Observations, c.Changed, c.Notifications = st.Duration, st.Observations, st.Changed, st.Notifications
-		c.Observe, c.Save = calls.total(callObserve)-obs0, calls.total(callSave)-save0
-		c.Load = calls.total(callLoad) + calls.total(callListRules) - load0
+		c.Observe, c.Save = calls.Total(callObserve)-obs0, calls.Total(callSave)-save0
+		c.Load = calls.Total(callLoad) + calls.Total(callListRules) - load0
 		c.Upserts, c.Inactive, c.History = saved.upserts.Load()-up0, saved.inactive.Load()-in0, saved.history.Load()-h0
 		if err != nil {
 			rep.Err = fmt.Sprintf("cycle %d at %s: %v", i+1, now.Format(time.RFC3339), err)
@@ -439,7 +440,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	s1, i1 := procstat.Read(self), procstat.Read(influxPID)
 	rep.Self, rep.Influx, rep.Span = procstat.Used(s0, s1), procstat.Used(i0, i1), s1.Taken.Sub(s0.Taken)
-	rep.Calls = calls.times()
+	rep.Calls = calls.Times()
 	rep.Notified, rep.Delivered = notified, hook.received()
 	rep.ByEvent = map[string]int64{"firing": hook.firing.Load(), "resolved": hook.resolved.Load(), "flapping": hook.flapping.Load()}
 	rep.RuleErrors = src.errors.Load()

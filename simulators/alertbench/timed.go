@@ -2,7 +2,6 @@ package alertbench
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,60 +10,8 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/alertsrc"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
+	"github.com/parkcarbon/parkcarbon/simulators/calltime"
 )
-
-// CallTime is the time spent in one method of the evaluator's stores or data sources.
-type CallTime struct {
-	Method string
-	Calls  int
-	Time   time.Duration
-	Rows   int // rules, alerts, readings or points handled, where that applies
-}
-
-// clock adds up call times by method.
-type clock struct {
-	mu    sync.Mutex
-	order []string
-	by    map[string]*CallTime
-}
-
-func (c *clock) add(method string, start time.Time, rows int) {
-	d := time.Since(start)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[string]*CallTime{}
-	}
-	t := c.by[method]
-	if t == nil {
-		t = &CallTime{Method: method}
-		c.by[method] = t
-		c.order = append(c.order, method)
-	}
-	t.Calls++
-	t.Time += d
-	t.Rows += rows
-}
-
-// total is the time spent in method so far.
-func (c *clock) total(method string) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t := c.by[method]; t != nil {
-		return t.Time
-	}
-	return 0
-}
-
-func (c *clock) times() []CallTime {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]CallTime, 0, len(c.order))
-	for _, m := range c.order {
-		out = append(out, *c.by[m])
-	}
-	return out
-}
 
 // Method names of the time split.
 const (
@@ -80,7 +27,7 @@ const (
 // timedSource times Observe and counts the rules it could not evaluate.
 type timedSource struct {
 	s      alerting.Source
-	c      *clock
+	c      *calltime.Clock
 	errors atomic.Int64
 	last   atomic.Value // error: the last rule error
 }
@@ -90,7 +37,7 @@ var _ alerting.Source = (*timedSource)(nil)
 func (t *timedSource) Observe(ctx context.Context, park string, rules []alerting.Rule, now time.Time) map[string]alerting.Result {
 	start := time.Now()
 	out := t.s.Observe(ctx, park, rules, now)
-	t.c.add(callObserve, start, len(rules))
+	t.c.Add(callObserve, start, len(rules))
 	for _, r := range out {
 		if r.Err != nil {
 			t.errors.Add(1)
@@ -104,7 +51,7 @@ func (t *timedSource) Observe(ctx context.Context, park string, rules []alerting
 // what SaveAlerts was given.
 type timedStore struct {
 	alerting.Store
-	c     *clock
+	c     *calltime.Clock
 	saved *saveCounts
 }
 
@@ -117,7 +64,7 @@ type saveCounts struct {
 func (t timedStore) SaveAlerts(ctx context.Context, alerts []alerting.Alert, history []alerting.HistoryEntry) error {
 	start := time.Now()
 	err := t.Store.SaveAlerts(ctx, alerts, history)
-	t.c.add(callSave, start, len(alerts)+len(history))
+	t.c.Add(callSave, start, len(alerts)+len(history))
 	for _, a := range alerts {
 		if a.State == alerting.StateInactive {
 			t.saved.inactive.Add(1)
@@ -132,35 +79,35 @@ func (t timedStore) SaveAlerts(ctx context.Context, alerts []alerting.Alert, his
 func (t timedStore) LoadAlerts(ctx context.Context) ([]alerting.Alert, error) {
 	start := time.Now()
 	out, err := t.Store.LoadAlerts(ctx)
-	t.c.add(callLoad, start, len(out))
+	t.c.Add(callLoad, start, len(out))
 	return out, err
 }
 
 func (t timedStore) ListAllRules(ctx context.Context) ([]alerting.Rule, error) {
 	start := time.Now()
 	out, err := t.Store.ListAllRules(ctx)
-	t.c.add(callListRules, start, len(out))
+	t.c.Add(callListRules, start, len(out))
 	return out, err
 }
 
 func (t timedStore) ListSilences(ctx context.Context, park string) ([]alerting.Silence, error) {
 	start := time.Now()
 	out, err := t.Store.ListSilences(ctx, park)
-	t.c.add(callSilences, start, len(out))
+	t.c.Add(callSilences, start, len(out))
 	return out, err
 }
 
 func (t timedStore) ListEndpoints(ctx context.Context, park string) ([]alerting.Endpoint, error) {
 	start := time.Now()
 	out, err := t.Store.ListEndpoints(ctx, park)
-	t.c.add(callEndpoints, start, len(out))
+	t.c.Add(callEndpoints, start, len(out))
 	return out, err
 }
 
 // timedReadings times the source's InfluxDB queries; they run concurrently inside Observe.
 type timedReadings struct {
 	s *influx.Store
-	c *clock
+	c *calltime.Clock
 }
 
 var _ alertsrc.Readings = timedReadings{}
@@ -168,7 +115,7 @@ var _ alertsrc.Readings = timedReadings{}
 func (t timedReadings) LastReadings(ctx context.Context, park string, meters []string, from, to time.Time) (map[string]influx.Sample, error) {
 	start := time.Now()
 	out, err := t.s.LastReadings(ctx, park, meters, from, to)
-	t.c.add("influx LastReadings", start, len(out))
+	t.c.Add("influx LastReadings", start, len(out))
 	return out, err
 }
 
@@ -179,14 +126,14 @@ func (t timedReadings) CarrierReadings(ctx context.Context, park, carrier string
 	for _, s := range out {
 		n += len(s)
 	}
-	t.c.add("influx CarrierReadings", start, n)
+	t.c.Add("influx CarrierReadings", start, n)
 	return out, err
 }
 
 func (t timedReadings) HourlyRollups(ctx context.Context, park string, from, to time.Time) ([]influx.RollupPoint, error) {
 	start := time.Now()
 	out, err := t.s.HourlyRollups(ctx, park, from, to)
-	t.c.add("influx HourlyRollups", start, len(out))
+	t.c.Add("influx HourlyRollups", start, len(out))
 	return out, err
 }
 
@@ -200,7 +147,7 @@ type registryReader interface {
 // timedRegistry times the source's registry reads.
 type timedRegistry struct {
 	r registryReader
-	c *clock
+	c *calltime.Clock
 }
 
 var _ alertsrc.Registry = timedRegistry{}
@@ -208,34 +155,34 @@ var _ alertsrc.Registry = timedRegistry{}
 func (t timedRegistry) AllMeters(ctx context.Context, f registry.MeterFilter) ([]registry.Meter, error) {
 	start := time.Now()
 	out, err := t.r.AllMeters(ctx, f)
-	t.c.add("registry AllMeters", start, len(out))
+	t.c.Add("registry AllMeters", start, len(out))
 	return out, err
 }
 
 func (t timedRegistry) GetPark(ctx context.Context, id string) (registry.Park, error) {
 	start := time.Now()
 	out, err := t.r.GetPark(ctx, id)
-	t.c.add("registry GetPark", start, 1)
+	t.c.Add("registry GetPark", start, 1)
 	return out, err
 }
 
 func (t timedRegistry) GetEnterprise(ctx context.Context, parkID, id string) (registry.Enterprise, error) {
 	start := time.Now()
 	out, err := t.r.GetEnterprise(ctx, parkID, id)
-	t.c.add("registry GetEnterprise", start, 1)
+	t.c.Add("registry GetEnterprise", start, 1)
 	return out, err
 }
 
 // timedAccounts times the accounts the carbon_budget and indicator_at_risk rules read.
 type timedAccounts struct {
 	a alertsrc.Accounts
-	c *clock
+	c *calltime.Clock
 }
 
 func (t timedAccounts) Indicators(ctx context.Context, park string, from, to time.Time, rule, enterprise string) (accounting.Result, error) {
 	start := time.Now()
 	out, err := t.a.Indicators(ctx, park, from, to, rule, enterprise)
-	t.c.add(callIndicators, start, len(out.Enterprises))
+	t.c.Add(callIndicators, start, len(out.Enterprises))
 	return out, err
 }
 
@@ -244,13 +191,13 @@ var _ alertsrc.RollupTotals = timedReadings{}
 func (t timedReadings) HourlyTotals(ctx context.Context, park, field string, from, to time.Time, groupBy []string) ([]influx.HourlyTotal, error) {
 	start := time.Now()
 	out, err := t.s.HourlyTotals(ctx, park, field, from, to, groupBy)
-	t.c.add("influx HourlyTotals", start, len(out))
+	t.c.Add("influx HourlyTotals", start, len(out))
 	return out, err
 }
 
 func (t timedReadings) QualityHours(ctx context.Context, park string, from, to time.Time) ([]influx.QualityHour, error) {
 	start := time.Now()
 	out, err := t.s.QualityHours(ctx, park, from, to)
-	t.c.add("influx QualityHours", start, len(out))
+	t.c.Add("influx QualityHours", start, len(out))
 	return out, err
 }
