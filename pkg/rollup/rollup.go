@@ -263,7 +263,7 @@ func (e *Engine) park(ctx context.Context, park string, dirty []time.Time) (Stat
 
 	// The windows of a park are independent: two at a time keep InfluxDB busy while this
 	// process computes. Their hours are merged in run order, as one after another would.
-	runs := dirtyRuns(dirty)
+	runs := dirtyRuns(dirty, runLength(meters))
 	parts := make([]map[hourKey]influx.RollupPoint, len(runs))
 	wstats := make([]Stats, len(runs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -313,9 +313,28 @@ type hourKey struct {
 // span is a half-open range of UTC hours.
 type span struct{ from, to time.Time }
 
-// maxRun bounds the hours one window query covers, so a backfill of months is read in pieces
-// an InfluxDB query answers in seconds.
-const maxRun = 48 * time.Hour
+// windowReadings is about how many readings one window query should return: a backfill of
+// months is read in pieces InfluxDB answers in a few seconds, each big enough that the
+// per-window context queries stay few.
+const windowReadings = 300_000
+
+// runLength is how many hours one window covers for meters: windowReadings at their reading
+// rate, from 2 h to a week.
+func runLength(meters []meterInfo) time.Duration {
+	perHour := 0.0
+	for _, m := range meters {
+		if m.IntervalSeconds > 0 {
+			perHour += 3600 / float64(m.IntervalSeconds)
+		} else {
+			perHour += 60 // unknown interval: assume one a minute
+		}
+	}
+	h := 168.0
+	if perHour > 0 {
+		h = min(168, max(2, windowReadings/perHour))
+	}
+	return time.Duration(h) * time.Hour
+}
 
 // windowWorkers is how many windows of a park are computed at once.
 const windowWorkers = 2
@@ -326,7 +345,7 @@ const DefaultClaimLimit = 168
 
 // dirtyRuns turns dirty hours into sorted runs of contiguous hours of at most maxRun; runs
 // closer than twice the context margin are merged, since their windows overlap anyway.
-func dirtyRuns(hours []time.Time) []span {
+func dirtyRuns(hours []time.Time, maxRun time.Duration) []span {
 	hs := make([]time.Time, len(hours))
 	for i, h := range hours {
 		hs[i] = h.UTC().Truncate(time.Hour)

@@ -374,9 +374,45 @@ func TestMarkPoints(t *testing.T) {
 
 func TestDirtyRuns(t *testing.T) {
 	h := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	got := dirtyRuns([]time.Time{h.Add(10 * time.Hour), h, h.Add(time.Hour), h.Add(3 * time.Hour), h.Add(time.Hour)})
+	got := dirtyRuns([]time.Time{h.Add(10 * time.Hour), h, h.Add(time.Hour), h.Add(3 * time.Hour), h.Add(time.Hour)}, 48*time.Hour)
 	want := []span{{h, h.Add(4 * time.Hour)}, {h.Add(10 * time.Hour), h.Add(11 * time.Hour)}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("dirtyRuns = %v, want %v", got, want)
+	}
+}
+
+func TestDirtyRunsAreCutAtMaxRun(t *testing.T) {
+	h := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var hours []time.Time
+	for i := range 100 {
+		hours = append(hours, h.Add(time.Duration(i)*time.Hour))
+	}
+	got := dirtyRuns(hours, 48*time.Hour)
+	want := []span{{h, h.Add(48 * time.Hour)}, {h.Add(48 * time.Hour), h.Add(96 * time.Hour)}, {h.Add(96 * time.Hour), h.Add(100 * time.Hour)}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("dirtyRuns = %v, want %v", got, want)
+	}
+}
+
+func TestRunLengthFollowsTheReadingRate(t *testing.T) {
+	meters := func(n int, interval int32) []meterInfo {
+		out := make([]meterInfo, n)
+		for i := range out {
+			out[i].IntervalSeconds = interval
+		}
+		return out
+	}
+	for _, c := range []struct {
+		meters []meterInfo
+		want   time.Duration
+	}{
+		{meters(500, 900), 150 * time.Hour}, // 2,000 readings an hour
+		{meters(10000, 60), 2 * time.Hour},  // 600,000 an hour: the floor
+		{meters(10, 900), 168 * time.Hour},  // a small park: a week
+		{nil, 168 * time.Hour},
+	} {
+		if got := runLength(c.meters); got != c.want {
+			t.Errorf("%d meters: %v, want %v", len(c.meters), got, c.want)
+		}
 	}
 }
