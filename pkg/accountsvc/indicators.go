@@ -11,7 +11,6 @@ import (
 	"github.com/parkcarbon/parkcarbon/pkg/period"
 	"github.com/parkcarbon/parkcarbon/pkg/registry"
 	"github.com/parkcarbon/parkcarbon/pkg/store/influx"
-	"github.com/parkcarbon/parkcarbon/pkg/store/sqlstore"
 )
 
 // allMonths spans every month value added can be entered for.
@@ -192,7 +191,7 @@ func (s *Service) CreateInstrument(ctx context.Context, park string, in accounti
 		return err
 	}
 	if in.Kind == accounting.KindCertificate && len(in.Serials) > 0 {
-		n, err := sqlstore.SerialCount(in.Serials)
+		n, err := accounting.SerialCount(in.Serials)
 		if err != nil {
 			return err
 		}

@@ -312,13 +312,13 @@ func (s *Store) CreateInstrument(ctx context.Context, park string, in accounting
 	if err := checkFinite("mwh", in.MWh); err != nil {
 		return fmt.Errorf("instrument %s: %w", in.ID, err)
 	}
-	ranges, err := ParseSerials(in.Serials)
+	ranges, err := accounting.ParseSerials(in.Serials)
 	if err != nil {
 		return fmt.Errorf("instrument %s: %w", in.ID, err)
 	}
-	if a, b, ok := firstOverlap(ranges); ok {
+	if a, b, ok := accounting.FirstOverlap(ranges); ok {
 		return fmt.Errorf("instrument %s: serials %s and %s both name certificate %s: %w",
-			in.ID, a, b, firstShared(a, b), registry.ErrConflict)
+			in.ID, a, b, accounting.FirstShared(a, b), registry.ErrConflict)
 	}
 	in.From, in.To = msUTC(in.From), msUTC(in.To)
 	in.Serials = nil
@@ -369,7 +369,7 @@ func (s *Store) CreateInstrument(ctx context.Context, park string, in accounting
 // checkSerialsFree checks inside tx that no stored instrument of any park holds a serial of
 // ranges. It first locks the 'instrument_serials' sequence row, which serialises every writer
 // of serials until commit, so two instruments cannot take the same serial concurrently.
-func (s *Store) checkSerialsFree(ctx context.Context, tx *sql.Tx, id string, ranges []SerialRange) error {
+func (s *Store) checkSerialsFree(ctx context.Context, tx *sql.Tx, id string, ranges []accounting.SerialRange) error {
 	var n int64
 	err := tx.QueryRowContext(ctx,
 		`UPDATE sequences SET value = value + 1 WHERE name = 'instrument_serials' RETURNING value`).Scan(&n)
@@ -381,7 +381,7 @@ func (s *Store) checkSerialsFree(ctx context.Context, tx *sql.Tx, id string, ran
 		// before r.Hi is the only one that can reach r.Lo.
 		var (
 			park, holder string
-			stored       = SerialRange{Prefix: r.Prefix, Width: r.Width}
+			stored       = accounting.SerialRange{Prefix: r.Prefix, Width: r.Width}
 		)
 		err := tx.QueryRowContext(ctx, `SELECT park_id, instrument_id, lo, hi FROM instrument_serials
 			WHERE prefix = $1 AND width = $2 AND lo <= $3 ORDER BY lo DESC LIMIT 1`,
@@ -394,14 +394,14 @@ func (s *Store) checkSerialsFree(ctx context.Context, tx *sql.Tx, id string, ran
 		}
 		if stored.Hi >= r.Lo {
 			return fmt.Errorf("instrument %s: certificate %s is already held by instrument %s of park %s (serials %s): %w",
-				id, firstShared(r, stored), holder, park, stored, registry.ErrConflict)
+				id, accounting.FirstShared(r, stored), holder, park, stored, registry.ErrConflict)
 		}
 	}
 	return nil
 }
 
 // insertSerials stores the serial entries of an instrument, in order.
-func insertSerials(ctx context.Context, tx *sql.Tx, park, id string, ranges []SerialRange) error {
+func insertSerials(ctx context.Context, tx *sql.Tx, park, id string, ranges []accounting.SerialRange) error {
 	if len(ranges) == 0 {
 		return nil
 	}
@@ -456,7 +456,7 @@ func (s *Store) ListInstruments(ctx context.Context, park string, from, to time.
 	}
 	type serial struct {
 		id string
-		r  SerialRange
+		r  accounting.SerialRange
 	}
 	serials, err := collect(rows, func(r rowScanner) (serial, error) {
 		var v serial

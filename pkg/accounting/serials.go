@@ -1,4 +1,4 @@
-package sqlstore
+package accounting
 
 import (
 	"cmp"
@@ -155,8 +155,8 @@ func splitSerial(s string) (prefix, digits string, err error) {
 	return prefix, digits, nil
 }
 
-// firstOverlap returns two entries of ranges that share a serial, if any.
-func firstOverlap(ranges []SerialRange) (a, b SerialRange, ok bool) {
+// FirstOverlap returns two entries of ranges that share a serial, if any.
+func FirstOverlap(ranges []SerialRange) (a, b SerialRange, ok bool) {
 	sorted := slices.Clone(ranges)
 	slices.SortFunc(sorted, func(x, y SerialRange) int {
 		return cmp.Or(strings.Compare(x.Prefix, y.Prefix), cmp.Compare(x.Width, y.Width), cmp.Compare(x.Lo, y.Lo))
@@ -170,5 +170,5 @@ func firstOverlap(ranges []SerialRange) (a, b SerialRange, ok bool) {
 	return SerialRange{}, SerialRange{}, false
 }
 
-// firstShared is the first serial that overlapping ranges a and b share.
-func firstShared(a, b SerialRange) string { return a.Serial(max(a.Lo, b.Lo)) }
+// FirstShared is the first serial that overlapping ranges a and b share.
+func FirstShared(a, b SerialRange) string { return a.Serial(max(a.Lo, b.Lo)) }
