@@ -122,6 +122,24 @@ func samePath(field, path, body string) error {
 	return nil
 }
 
+// enterpriseMonthBody is a request body keyed by park, enterprise and month.
+type enterpriseMonthBody interface {
+	GetParkId() string
+	GetEnterpriseId() string
+	GetMonth() string
+}
+
+// enterpriseMonth checks that a body repeats its path's park, enterprise and month (or leaves
+// them empty) and parses the month.
+func enterpriseMonth(park, ent, month string, body enterpriseMonthBody) (time.Time, error) {
+	for _, c := range [][3]string{{"park_id", park, body.GetParkId()}, {"enterprise_id", ent, body.GetEnterpriseId()}, {"month", month, body.GetMonth()}} {
+		if err := samePath(c[0], c[1], c[2]); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return accountsvc.ParseMonth("month", month)
+}
+
 // PutValueAdded stores one enterprise-month of value added.
 func (s *Accounting) PutValueAdded(ctx context.Context, req *pb.PutValueAddedRequest) (*pb.ValueAdded, error) {
 	park, ent := req.GetParkId(), req.GetEnterpriseId()
@@ -129,15 +147,7 @@ func (s *Accounting) PutValueAdded(ctx context.Context, req *pb.PutValueAddedReq
 		return nil, apierr.Status(err)
 	}
 	body := req.GetValueAdded()
-	if body == nil {
-		body = &pb.ValueAdded{}
-	}
-	for _, c := range [][3]string{{"park_id", park, body.GetParkId()}, {"enterprise_id", ent, body.GetEnterpriseId()}, {"month", req.GetMonth(), body.GetMonth()}} {
-		if err := samePath(c[0], c[1], c[2]); err != nil {
-			return nil, apierr.Status(err)
-		}
-	}
-	m, err := accountsvc.ParseMonth("month", req.GetMonth())
+	m, err := enterpriseMonth(park, ent, req.GetMonth(), body)
 	if err != nil {
 		return nil, apierr.Status(err)
 	}
@@ -205,15 +215,7 @@ func (s *Accounting) PutProcessOutput(ctx context.Context, req *pb.PutProcessOut
 		return nil, apierr.Status(err)
 	}
 	body := req.GetProcessOutput()
-	if body == nil {
-		body = &pb.ProcessOutput{}
-	}
-	for _, c := range [][3]string{{"park_id", park, body.GetParkId()}, {"enterprise_id", ent, body.GetEnterpriseId()}, {"month", req.GetMonth(), body.GetMonth()}} {
-		if err := samePath(c[0], c[1], c[2]); err != nil {
-			return nil, apierr.Status(err)
-		}
-	}
-	m, err := accountsvc.ParseMonth("month", req.GetMonth())
+	m, err := enterpriseMonth(park, ent, req.GetMonth(), body)
 	if err != nil {
 		return nil, apierr.Status(err)
 	}
