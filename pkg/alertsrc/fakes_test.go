@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -132,29 +131,6 @@ func (f *fakeReadings) CarrierReadings(_ context.Context, _ string, carrier stri
 	return out, nil
 }
 
-func (f *fakeReadings) HourlyRollups(_ context.Context, _ string, from, to time.Time) ([]influx.RollupPoint, error) {
-	f.record(call{method: "HourlyRollups", from: from, to: to})
-	if err := f.err["HourlyRollups"]; err != nil {
-		return nil, err
-	}
-	if f.fixedRollups != nil {
-		return f.fixedRollups, nil
-	}
-	var out []influx.RollupPoint
-	for _, p := range f.rollups {
-		if !p.Start.Before(from) && p.Start.Before(to) {
-			out = append(out, p)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Meter != out[j].Meter {
-			return out[i].Meter < out[j].Meter
-		}
-		return out[i].Start.Before(out[j].Start)
-	})
-	return out, nil
-}
-
 // HourlyTotals sums the rollups in memory (fixedRollups when set, else rollups).
 func (f *fakeReadings) HourlyTotals(_ context.Context, _ string, field string, from, to time.Time, groupBy []string) ([]influx.HourlyTotal, error) {
 	f.record(call{method: "HourlyTotals", from: from, to: to, field: field, groupBy: groupBy})
@@ -225,10 +201,6 @@ func (f *fakeReadings) points() []influx.RollupPoint {
 	}
 	return f.rollups
 }
-
-// pointReadings hides the RollupTotals methods of its Readings: the source then aggregates
-// the hourly rollups itself.
-type pointReadings struct{ Readings }
 
 type fakeRegistry struct {
 	*recorder

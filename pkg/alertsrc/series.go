@@ -90,9 +90,8 @@ func (e *eval) sum(r alerting.Rule, field string, sp span) (*float64, error) {
 	return f.v.of(r), nil
 }
 
-// fetchRollups starts the planned sums and the flagged hours of the hourly rollups: computed
-// by the store when it implements RollupTotals, else from the hourly rollups of the longest
-// span, read once.
+// fetchRollups starts the planned sums and the flagged hours of the hourly rollups, both
+// aggregated by the store.
 func (e *eval) fetchRollups(wg *sync.WaitGroup) {
 	e.totals = make(map[totalsKey]*fetched[*totals], len(e.totalsPlan))
 	for k := range e.totalsPlan {
@@ -111,15 +110,7 @@ func (e *eval) fetchRollups(wg *sync.WaitGroup) {
 		fail(errors.New("no readings source configured"))
 		return
 	}
-	rt, ok := e.s.opts.Readings.(RollupTotals)
-	if !ok {
-		wg.Go(func() {
-			if err := e.rollupsFromPoints(); err != nil {
-				fail(err)
-			}
-		})
-		return
-	}
+	rt := e.s.opts.Readings
 	thisHour := e.now.UTC().Truncate(time.Hour)
 	for k, f := range e.totals {
 		groupBy := []string{influx.GroupEnterprise}
@@ -149,49 +140,6 @@ func (e *eval) fetchRollups(wg *sync.WaitGroup) {
 			e.quality.v, e.quality.err = qualityByMeter(hours), err
 		})
 	}
-}
-
-// rollupsFromPoints computes the planned sums and flagged hours from the hourly rollups, as
-// RollupTotals would.
-func (e *eval) rollupsFromPoints() error {
-	from, to := e.qualityFrom, e.now
-	for k := range e.totals {
-		if from.IsZero() || k.sp.from.Before(from) {
-			from = k.sp.from
-		}
-		to = period.Later(to, k.sp.to)
-	}
-	points, err := e.s.opts.Readings.HourlyRollups(e.ctx, e.park, from, to)
-	if err != nil {
-		return err
-	}
-	for k, f := range e.totals {
-		t := &totals{byEnt: map[string]float64{}, byMeter: map[string]float64{}}
-		for i := range points {
-			p := &points[i]
-			if p.Start.Before(k.sp.from) || !p.Start.Before(k.sp.to) {
-				continue
-			}
-			v := p.TceEqual
-			if k.field == fieldCO2 {
-				v = p.CO2T
-			}
-			if v != nil {
-				t.add(p.Enterprise, p.Meter, *v)
-			}
-		}
-		f.v = t
-	}
-	if !e.qualityFrom.IsZero() {
-		var hours []influx.QualityHour
-		for _, p := range points {
-			if p.Quality != 0 && !p.Start.Before(e.qualityFrom) && p.Start.Before(e.now) {
-				hours = append(hours, influx.QualityHour{Enterprise: p.Enterprise, Meter: p.Meter, Start: p.Start, Quality: p.Quality})
-			}
-		}
-		e.quality.v = qualityByMeter(hours)
-	}
-	return nil
 }
 
 // qualityByMeter splits flagged hours by meter, oldest first.

@@ -8,8 +8,7 @@
 // shared by every rule that needs it; the fetches run concurrently. A failed fetch fails only
 // the rules that need it.
 //
-// The rollup kinds let InfluxDB aggregate when the Readings also implement RollupTotals
-// (*influx.Store does): one sum per distinct field and span, grouped by enterprise (and
+// The rollup kinds let InfluxDB aggregate: one sum per distinct field and span, grouped by enterprise (and
 // meter, when a rule is per meter), and only the hours whose quality has a flag set.
 //
 // The year-to-date accounts of carbon_budget and indicator_at_risk change slowly and cost
@@ -68,16 +67,6 @@ type Readings interface {
 	// CarrierReadings returns the readings of the carrier's meters in [from, to), each
 	// preceded by its last reading in [from − lookback, from), by meter, oldest first.
 	CarrierReadings(ctx context.Context, park, carrier string, from, to time.Time, lookback time.Duration) (map[string][]influx.Sample, error)
-	// HourlyRollups returns the park's hourly rollups with Start in [from, to); read only when
-	// the Readings do not implement RollupTotals.
-	HourlyRollups(ctx context.Context, park string, from, to time.Time) ([]influx.RollupPoint, error)
-}
-
-// RollupTotals is what the source reads of the hourly rollups when its Readings also
-// implement it (*influx.Store does): sums and flagged hours aggregated by the store. Without
-// it the source reads every hourly rollup of the longest span any rule needs (HourlyRollups)
-// and aggregates them itself, to the same values.
-type RollupTotals interface {
 	// HourlyTotals sums a field of the hourly rollups with Start in [from, to) per group of
 	// the groupBy tags (influx.GroupEnterprise, influx.GroupMeter); a group without a point
 	// carrying the field is absent.

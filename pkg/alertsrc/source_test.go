@@ -97,18 +97,6 @@ func newFixture() *fixture {
 	return f
 }
 
-// rollupModes run a rollup test with the store's aggregates (RollupTotals) and with the
-// source aggregating the hourly rollups itself.
-var rollupModes = []string{"totals", "points"}
-
-func newRollupFixture(mode string) *fixture {
-	f := newFixture()
-	if mode == "points" {
-		f.src = New(Options{Readings: pointReadings{f.readings}, Registry: f.reg, Ledger: f.ledger, Accounts: f.accounts})
-	}
-	return f
-}
-
 func (f *fixture) observe(t *testing.T, rules ...alerting.Rule) map[string]alerting.Result {
 	t.Helper()
 	for i := range rules {
@@ -280,106 +268,92 @@ func rollup(m, ent, dir string, start time.Time, q accounting.Quality, tce, co2 
 }
 
 func TestDataQuality(t *testing.T) {
-	for _, mode := range rollupModes {
-		t.Run(mode, func(t *testing.T) {
-			f := newRollupFixture(mode)
-			f.readings.rollups = []influx.RollupPoint{
-				rollup("m1", "e1", "in", hour(-5), accounting.QualitySpike, nil, nil), // before the window
-				rollup("m1", "e1", "in", hour(-3), accounting.QualityReset, nil, nil),
-				rollup("m1", "e1", "in", hour(-2), accounting.QualityGap|accounting.QualityEstimated, nil, nil),
-				rollup("m1", "e1", "in", hour(-1), accounting.QualityRollover|accounting.QualityZeroGlitch, nil, nil),
-				rollup("m3", "e1", "out", hour(-1), 0, nil, nil),
-			}
-			got := f.observe(t,
-				alerting.Rule{ID: "all", Kind: alerting.KindDataQuality, EnterpriseID: "e1", Window: 4 * time.Hour},
-				alerting.Rule{ID: "gap", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 4 * time.Hour, Qualities: []string{"gap"}},
-				alerting.Rule{ID: "long", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 6 * time.Hour, Qualities: []string{"spike", "replacement"}},
-			)
-			check(t, got["all"],
-				want{"enterprise=e1,meter=m1", 2, "2026-07-02T01:00Z reset, 2026-07-02T02:00Z gap"},
-				want{"enterprise=e1,meter=m3", 0, "no reset|replacement|spike|gap in the last 4h0m0s"},
-				want{"enterprise=e1,meter=gas", 0, ""},
-			)
-			check(t, got["gap"], want{"enterprise=e1,meter=m1", 1, "2026-07-02T02:00Z gap"})
-			check(t, got["long"], want{"enterprise=e1,meter=m1", 1, "spike"})
-			// One read over the longest window: the flagged hours only, or every rollup.
-			method := map[string]string{"totals": "QualityHours", "points": "HourlyRollups"}[mode]
-			if c := f.rec.of(method); len(c) != 1 || !c[0].from.Equal(now.Add(-6*time.Hour)) || !c[0].to.Equal(now) {
-				t.Fatalf("rollup reads %+v", c)
-			}
-			if n := f.rec.count("HourlyTotals") + f.rec.count("QualityHours") + f.rec.count("HourlyRollups"); n != 1 {
-				t.Errorf("%d rollup queries, want 1", n)
-			}
-		})
+	f := newFixture()
+	f.readings.rollups = []influx.RollupPoint{
+		rollup("m1", "e1", "in", hour(-5), accounting.QualitySpike, nil, nil), // before the window
+		rollup("m1", "e1", "in", hour(-3), accounting.QualityReset, nil, nil),
+		rollup("m1", "e1", "in", hour(-2), accounting.QualityGap|accounting.QualityEstimated, nil, nil),
+		rollup("m1", "e1", "in", hour(-1), accounting.QualityRollover|accounting.QualityZeroGlitch, nil, nil),
+		rollup("m3", "e1", "out", hour(-1), 0, nil, nil),
+	}
+	got := f.observe(t,
+		alerting.Rule{ID: "all", Kind: alerting.KindDataQuality, EnterpriseID: "e1", Window: 4 * time.Hour},
+		alerting.Rule{ID: "gap", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 4 * time.Hour, Qualities: []string{"gap"}},
+		alerting.Rule{ID: "long", Kind: alerting.KindDataQuality, MeterID: "m1", Window: 6 * time.Hour, Qualities: []string{"spike", "replacement"}},
+	)
+	check(t, got["all"],
+		want{"enterprise=e1,meter=m1", 2, "2026-07-02T01:00Z reset, 2026-07-02T02:00Z gap"},
+		want{"enterprise=e1,meter=m3", 0, "no reset|replacement|spike|gap in the last 4h0m0s"},
+		want{"enterprise=e1,meter=gas", 0, ""},
+	)
+	check(t, got["gap"], want{"enterprise=e1,meter=m1", 1, "2026-07-02T02:00Z gap"})
+	check(t, got["long"], want{"enterprise=e1,meter=m1", 1, "spike"})
+	// One read over the longest window: the flagged hours only.
+	method := "QualityHours"
+	if c := f.rec.of(method); len(c) != 1 || !c[0].from.Equal(now.Add(-6*time.Hour)) || !c[0].to.Equal(now) {
+		t.Fatalf("rollup reads %+v", c)
+	}
+	if n := f.rec.count("HourlyTotals") + f.rec.count("QualityHours") + f.rec.count("HourlyRollups"); n != 1 {
+		t.Errorf("%d rollup queries, want 1", n)
 	}
 }
 
 func TestEnergyAndCO2Thresholds(t *testing.T) {
-	for _, mode := range rollupModes {
-		t.Run(mode, func(t *testing.T) {
-			f := newRollupFixture(mode)
-			var points []influx.RollupPoint
-			for h := -4; h <= 0; h++ {
-				points = append(points,
-					rollup("m1", "e1", "in", hour(h), 0, ptr(1), ptr(2)),
-					rollup("m3", "e1", "out", hour(h), 0, ptr(-0.25), ptr(-0.5)),
-					rollup("m2", "", "in", hour(h), 0, ptr(10), ptr(20)))
-			}
-			points = append(points,
-				rollup("m4", "", "in", hour(-1), 0, nil, nil), // no factors
-				// m5 moved from e2 to e1 in the last hour: each hour counts for the enterprise
-				// it is tagged with, the meter's both.
-				rollup("m5", "e2", "in", hour(-1), 0, ptr(100), nil),
-				rollup("m5", "e1", "in", hour(0), 0, ptr(1000), nil))
-			f.readings.rollups = points
-			mid := now.Add(30 * time.Minute)
-			rules := []alerting.Rule{
-				{ID: "e1", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: 3 * time.Hour},
-				{ID: "park", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, Window: 2 * time.Hour},
-				{ID: "m3", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, MeterID: "m3", Window: 2 * time.Hour},
-				{ID: "nofactor", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m4", Window: 2 * time.Hour},
-				{ID: "hour", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: time.Hour},
-				{ID: "moved", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m5", Window: 2 * time.Hour},
-				{ID: "e2", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e2", Window: 2 * time.Hour},
-				{ID: "nowindow", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1"},
-			}
-			for i := range rules {
-				rules[i].ParkID = park
-			}
-			got := f.src.Observe(context.Background(), park, rules, mid)
-			// At 04:30, 3 hours back is 01:30: the hours 01:00, 02:00, 03:00 and the current
-			// 04:00 so far overlap the window. Out meters count negative, as stored.
-			check(t, got["e1"], want{"enterprise=e1", 4*0.75 + 1000, "4 hours from 2026-07-02T01:00:00Z (the current one so far)"})
-			// 2 hours back is 02:30: 02:00, 03:00, 04:00.
-			check(t, got["park"], want{"", 3 * (2 + 20 - 0.5), ""})
-			check(t, got["m3"], want{"enterprise=e1,meter=m3", -1.5, ""})
-			check(t, got["nofactor"])
-			// An hour back is 03:30: 03:00, whole, and 04:00 so far: the rule keeps its
-			// observation across the hour's start.
-			check(t, got["hour"], want{"enterprise=e1", 2*0.75 + 1000, "2 hours from 2026-07-02T03:00:00Z"})
-			check(t, got["moved"], want{"enterprise=e2,meter=m5", 1100, ""})
-			check(t, got["e2"], want{"enterprise=e2", 100, ""})
-			if !errors.Is(got["nowindow"].Err, registry.ErrInvalid) {
-				t.Errorf("energy without a window: %+v", got["nowindow"])
-			}
-			if mode == "points" {
-				if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(hour(-3)) || !c[0].to.Equal(mid) {
-					t.Fatalf("rollup reads %+v", c)
-				}
-				return
-			}
-			// One sum per field and span, by enterprise, and by meter when a rule is per meter.
-			var sums []string
-			for _, c := range f.rec.of("HourlyTotals") {
-				sums = append(sums, fmt.Sprintf("%s %s..%s %v", c.field, c.from.Sub(hour(0)), c.to.Sub(hour(0)), c.groupBy))
-			}
-			slices.Sort(sums)
-			if fmt.Sprint(sums) != "[co2_t -2h0m0s..30m0s [enterprise meter] tce_equal -1h0m0s..30m0s [enterprise] "+
-				"tce_equal -2h0m0s..30m0s [enterprise meter] tce_equal -3h0m0s..30m0s [enterprise]]" ||
-				f.rec.count("HourlyRollups")+f.rec.count("QualityHours") != 0 {
-				t.Fatalf("rollup sums %v", sums)
-			}
-		})
+	f := newFixture()
+	var points []influx.RollupPoint
+	for h := -4; h <= 0; h++ {
+		points = append(points,
+			rollup("m1", "e1", "in", hour(h), 0, ptr(1), ptr(2)),
+			rollup("m3", "e1", "out", hour(h), 0, ptr(-0.25), ptr(-0.5)),
+			rollup("m2", "", "in", hour(h), 0, ptr(10), ptr(20)))
+	}
+	points = append(points,
+		rollup("m4", "", "in", hour(-1), 0, nil, nil), // no factors
+		// m5 moved from e2 to e1 in the last hour: each hour counts for the enterprise
+		// it is tagged with, the meter's both.
+		rollup("m5", "e2", "in", hour(-1), 0, ptr(100), nil),
+		rollup("m5", "e1", "in", hour(0), 0, ptr(1000), nil))
+	f.readings.rollups = points
+	mid := now.Add(30 * time.Minute)
+	rules := []alerting.Rule{
+		{ID: "e1", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: 3 * time.Hour},
+		{ID: "park", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, Window: 2 * time.Hour},
+		{ID: "m3", Kind: alerting.KindThreshold, Metric: alerting.MetricCO2, MeterID: "m3", Window: 2 * time.Hour},
+		{ID: "nofactor", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m4", Window: 2 * time.Hour},
+		{ID: "hour", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1", Window: time.Hour},
+		{ID: "moved", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, MeterID: "m5", Window: 2 * time.Hour},
+		{ID: "e2", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e2", Window: 2 * time.Hour},
+		{ID: "nowindow", Kind: alerting.KindThreshold, Metric: alerting.MetricEnergyTce, EnterpriseID: "e1"},
+	}
+	for i := range rules {
+		rules[i].ParkID = park
+	}
+	got := f.src.Observe(context.Background(), park, rules, mid)
+	// At 04:30, 3 hours back is 01:30: the hours 01:00, 02:00, 03:00 and the current
+	// 04:00 so far overlap the window. Out meters count negative, as stored.
+	check(t, got["e1"], want{"enterprise=e1", 4*0.75 + 1000, "4 hours from 2026-07-02T01:00:00Z (the current one so far)"})
+	// 2 hours back is 02:30: 02:00, 03:00, 04:00.
+	check(t, got["park"], want{"", 3 * (2 + 20 - 0.5), ""})
+	check(t, got["m3"], want{"enterprise=e1,meter=m3", -1.5, ""})
+	check(t, got["nofactor"])
+	// An hour back is 03:30: 03:00, whole, and 04:00 so far: the rule keeps its
+	// observation across the hour's start.
+	check(t, got["hour"], want{"enterprise=e1", 2*0.75 + 1000, "2 hours from 2026-07-02T03:00:00Z"})
+	check(t, got["moved"], want{"enterprise=e2,meter=m5", 1100, ""})
+	check(t, got["e2"], want{"enterprise=e2", 100, ""})
+	if !errors.Is(got["nowindow"].Err, registry.ErrInvalid) {
+		t.Errorf("energy without a window: %+v", got["nowindow"])
+	}
+	// One sum per field and span, by enterprise, and by meter when a rule is per meter.
+	var sums []string
+	for _, c := range f.rec.of("HourlyTotals") {
+		sums = append(sums, fmt.Sprintf("%s %s..%s %v", c.field, c.from.Sub(hour(0)), c.to.Sub(hour(0)), c.groupBy))
+	}
+	slices.Sort(sums)
+	if fmt.Sprint(sums) != "[co2_t -2h0m0s..30m0s [enterprise meter] tce_equal -1h0m0s..30m0s [enterprise] "+
+		"tce_equal -2h0m0s..30m0s [enterprise meter] tce_equal -3h0m0s..30m0s [enterprise]]" ||
+		f.rec.count("HourlyRollups")+f.rec.count("QualityHours") != 0 {
+		t.Fatalf("rollup sums %v", sums)
 	}
 }
 
@@ -396,55 +370,45 @@ func TestEnergyAtTheHour(t *testing.T) {
 }
 
 func TestRateOfChange(t *testing.T) {
-	for _, mode := range rollupModes {
-		t.Run(mode, func(t *testing.T) {
-			f := newRollupFixture(mode)
-			var points []influx.RollupPoint
-			for h := -2 * 168; h <= 0; h++ {
-				// e1: 1 tce an hour the day before, 1.2 in the last day; flat before the last week.
-				v := 1.0
-				if h >= -24 {
-					v = 1.2
-				}
-				points = append(points, rollup("m1", "e1", "in", hour(h), 0, ptr(v), nil))
-				// m2: nothing the day before yesterday, then 1 tce an hour.
-				w := 0.0
-				if h >= -24 {
-					w = 1
-				}
-				points = append(points, rollup("m2", "", "in", hour(h), 0, ptr(w), nil))
-			}
-			f.readings.rollups = points
-			got := f.observe(t,
-				alerting.Rule{ID: "day", Kind: alerting.KindRateOfChange, Compare: "day", EnterpriseID: "e1", Threshold: 10},
-				alerting.Rule{ID: "week", Kind: alerting.KindRateOfChange, Compare: "week", MeterID: "m1", Threshold: 10},
-				alerting.Rule{ID: "zero", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m2", Threshold: 10},
-				alerting.Rule{ID: "nodata", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m3", Threshold: 10},
-				alerting.Rule{ID: "park", Kind: alerting.KindRateOfChange, Compare: "day", Threshold: 10},
-			)
-			check(t, got["day"], want{"enterprise=e1", 20, "+20.0 %"})
-			// The last week: 24 hours at 1.2 and 144 at 1 against 168 at 1.
-			check(t, got["week"], want{"enterprise=e1,meter=m1", (24*1.2 + 144 - 168) / 168 * 100, ""})
-			check(t, got["zero"]) // the previous day is 0: no percentage
-			check(t, got["nodata"])
-			check(t, got["park"], want{"", (24*2.2 - 24) / 24 * 100, ""})
-			if mode == "points" {
-				if c := f.rec.of("HourlyRollups"); len(c) != 1 || !c[0].from.Equal(hour(-336)) {
-					t.Fatalf("rollup reads %+v", c)
-				}
-				return
-			}
-			// The two days and the two weeks, one sum each.
-			calls := f.rec.of("HourlyTotals")
-			var spans []string
-			for _, c := range calls {
-				spans = append(spans, fmt.Sprintf("%v..%v", c.from.Sub(hour(0)), c.to.Sub(hour(0))))
-			}
-			slices.Sort(spans)
-			if fmt.Sprint(spans) != "[-168h0m0s..0s -24h0m0s..0s -336h0m0s..-168h0m0s -48h0m0s..-24h0m0s]" {
-				t.Fatalf("rollup sums %v", spans)
-			}
-		})
+	f := newFixture()
+	var points []influx.RollupPoint
+	for h := -2 * 168; h <= 0; h++ {
+		// e1: 1 tce an hour the day before, 1.2 in the last day; flat before the last week.
+		v := 1.0
+		if h >= -24 {
+			v = 1.2
+		}
+		points = append(points, rollup("m1", "e1", "in", hour(h), 0, ptr(v), nil))
+		// m2: nothing the day before yesterday, then 1 tce an hour.
+		w := 0.0
+		if h >= -24 {
+			w = 1
+		}
+		points = append(points, rollup("m2", "", "in", hour(h), 0, ptr(w), nil))
+	}
+	f.readings.rollups = points
+	got := f.observe(t,
+		alerting.Rule{ID: "day", Kind: alerting.KindRateOfChange, Compare: "day", EnterpriseID: "e1", Threshold: 10},
+		alerting.Rule{ID: "week", Kind: alerting.KindRateOfChange, Compare: "week", MeterID: "m1", Threshold: 10},
+		alerting.Rule{ID: "zero", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m2", Threshold: 10},
+		alerting.Rule{ID: "nodata", Kind: alerting.KindRateOfChange, Compare: "day", MeterID: "m3", Threshold: 10},
+		alerting.Rule{ID: "park", Kind: alerting.KindRateOfChange, Compare: "day", Threshold: 10},
+	)
+	check(t, got["day"], want{"enterprise=e1", 20, "+20.0 %"})
+	// The last week: 24 hours at 1.2 and 144 at 1 against 168 at 1.
+	check(t, got["week"], want{"enterprise=e1,meter=m1", (24*1.2 + 144 - 168) / 168 * 100, ""})
+	check(t, got["zero"]) // the previous day is 0: no percentage
+	check(t, got["nodata"])
+	check(t, got["park"], want{"", (24*2.2 - 24) / 24 * 100, ""})
+	// The two days and the two weeks, one sum each.
+	calls := f.rec.of("HourlyTotals")
+	var spans []string
+	for _, c := range calls {
+		spans = append(spans, fmt.Sprintf("%v..%v", c.from.Sub(hour(0)), c.to.Sub(hour(0))))
+	}
+	slices.Sort(spans)
+	if fmt.Sprint(spans) != "[-168h0m0s..0s -24h0m0s..0s -336h0m0s..-168h0m0s -48h0m0s..-24h0m0s]" {
+		t.Fatalf("rollup sums %v", spans)
 	}
 }
 

@@ -130,13 +130,6 @@ func (t timedReadings) CarrierReadings(ctx context.Context, park, carrier string
 	return out, err
 }
 
-func (t timedReadings) HourlyRollups(ctx context.Context, park string, from, to time.Time) ([]influx.RollupPoint, error) {
-	start := time.Now()
-	out, err := t.s.HourlyRollups(ctx, park, from, to)
-	t.c.Add("influx HourlyRollups", start, len(out))
-	return out, err
-}
-
 // registryReader is what the source reads of *registry.Service, GetEnterprise included.
 type registryReader interface {
 	AllMeters(ctx context.Context, f registry.MeterFilter) ([]registry.Meter, error)
@@ -185,8 +178,6 @@ func (t timedAccounts) Indicators(ctx context.Context, park string, from, to tim
 	t.c.Add(callIndicators, start, len(out.Enterprises))
 	return out, err
 }
-
-var _ alertsrc.RollupTotals = timedReadings{}
 
 func (t timedReadings) HourlyTotals(ctx context.Context, park, field string, from, to time.Time, groupBy []string) ([]influx.HourlyTotal, error) {
 	start := time.Now()
