@@ -147,18 +147,11 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("list rules: %w", err)
 	}
+	// Only the alerts of the enabled rules are stepped; a deleted rule's went with it.
 	byPark := map[string][]alerting.Rule{}
-	known := map[string]bool{}
 	for _, r := range rules {
-		known[r.ID+"|"+r.ParkID] = true
 		if !r.Disabled {
 			byPark[r.ParkID] = append(byPark[r.ParkID], r)
-		}
-	}
-	// Alerts of deleted rules go (the store deleted them with the rule).
-	for id, a := range e.alerts {
-		if !known[a.RuleID+"|"+a.ParkID] {
-			delete(e.alerts, id)
 		}
 	}
 	var changed []alerting.Alert
