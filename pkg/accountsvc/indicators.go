@@ -63,7 +63,7 @@ func (s *Service) Indicators(ctx context.Context, park string, from, to time.Tim
 	if rule == "" {
 		rule = DefaultRule
 	}
-	if err := s.syncFactorSets(ctx); err != nil {
+	if err := s.SyncFactorSets(ctx); err != nil {
 		return accounting.Result{}, err
 	}
 	set, err := s.Factors.Latest(rule, from)

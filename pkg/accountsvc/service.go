@@ -70,8 +70,10 @@ func (s *Service) Location(ctx context.Context, park string) (*time.Location, er
 
 // ---- factor sets ----
 
-// syncFactorSets loads versions another instance published since this one last looked.
-func (s *Service) syncFactorSets(ctx context.Context) error {
+// SyncFactorSets loads the versions published through the store (by this instance before a
+// restart, or by another) that the factor registry does not have yet. The API calls it on
+// each use; the server at start, so the rollups use them from the first cycle.
+func (s *Service) SyncFactorSets(ctx context.Context) error {
 	data, err := s.Inputs.ListFactorSets(ctx)
 	if err != nil {
 		return err
@@ -96,7 +98,7 @@ func (s *Service) syncFactorSets(ctx context.Context) error {
 
 // FactorSets lists every version of every set.
 func (s *Service) FactorSets(ctx context.Context) ([]factors.Set, error) {
-	if err := s.syncFactorSets(ctx); err != nil {
+	if err := s.SyncFactorSets(ctx); err != nil {
 		return nil, err
 	}
 	return s.Factors.List(), nil
@@ -104,7 +106,7 @@ func (s *Service) FactorSets(ctx context.Context) ([]factors.Set, error) {
 
 // FactorSet returns one version; version 0 is the latest version of the set.
 func (s *Service) FactorSet(ctx context.Context, id string, version int) (factors.Set, error) {
-	if err := s.syncFactorSets(ctx); err != nil {
+	if err := s.SyncFactorSets(ctx); err != nil {
 		return factors.Set{}, err
 	}
 	if version == 0 {
@@ -125,7 +127,7 @@ func (s *Service) FactorSet(ctx context.Context, id string, version int) (factor
 // PublishFactorSet issues a new version and stores it, so every instance and every restart
 // sees it. A version that exists with other content is refused.
 func (s *Service) PublishFactorSet(ctx context.Context, set factors.Set) (factors.Set, error) {
-	if err := s.syncFactorSets(ctx); err != nil {
+	if err := s.SyncFactorSets(ctx); err != nil {
 		return factors.Set{}, err
 	}
 	_, err := s.Factors.Get(set.ID, set.Version)
@@ -143,7 +145,7 @@ func (s *Service) PublishFactorSet(ctx context.Context, set factors.Set) (factor
 	if err := s.Inputs.SaveFactorSet(ctx, stored.ID, stored.Version, factors.FormatSet(stored), actor(ctx)); err != nil {
 		return factors.Set{}, err
 	}
-	if err := s.syncFactorSets(ctx); err != nil {
+	if err := s.SyncFactorSets(ctx); err != nil {
 		return factors.Set{}, err
 	}
 	return s.Factors.Get(stored.ID, stored.Version)

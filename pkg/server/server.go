@@ -263,6 +263,9 @@ func (s *Server) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	s.stopBg = cancel
 	if s.cfg.HasRole(config.RoleAccounting) {
+		if err = s.Accounts.SyncFactorSets(ctx); err != nil {
+			return fmt.Errorf("load published factor sets: %w", err)
+		}
 		if err = s.startRollups(bg); err != nil {
 			return err
 		}
