@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -46,8 +47,7 @@ type Engine struct {
 	log  *slog.Logger
 
 	mu     sync.Mutex // one cycle or acknowledgement at a time
-	alerts map[string]alerting.Alert
-	leader bool // only touched by Run's goroutine
+	leader bool       // only touched by Run's goroutine
 }
 
 // outbox holds what a cycle tells the world; it is sent only once the new state is saved, so a
@@ -139,10 +139,11 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("load alert state: %w", err)
 	}
-	e.alerts = make(map[string]alerting.Alert, len(stored))
+	loaded := make(map[string]alerting.Alert, len(stored))
 	for _, a := range stored {
-		e.alerts[a.ID] = a
+		loaded[a.ID] = a
 	}
+	alerts := maps.Clone(loaded) // stepped during the cycle
 	rules, err := e.opts.Store.ListAllRules(ctx)
 	if err != nil {
 		return st, fmt.Errorf("list rules: %w", err)
@@ -160,7 +161,7 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 	for park, rs := range byPark {
 		st.Parks++
 		st.Rules += len(rs)
-		c, h, obs, err := e.evaluatePark(ctx, park, rs, now, &out)
+		c, h, obs, err := e.evaluatePark(ctx, park, rs, now, alerts, &out)
 		if err != nil {
 			e.log.Warn("park not evaluated", "park", park, "err", err)
 			continue
@@ -170,13 +171,14 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 	}
 	st.Changed = len(changed)
 	if len(changed) > 0 || len(history) > 0 {
-		acked, err := e.keepAcks(ctx, changed)
+		acked, err := e.keepAcks(ctx, changed, loaded)
 		if err != nil {
 			return st, err
 		}
-		// A repeat decided before an acknowledgement arrived is not sent.
+		// A repeat (of an alert already firing) decided before an acknowledgement arrived is
+		// not sent.
 		out.sends = slices.DeleteFunc(out.sends, func(m send) bool {
-			return acked[m.ev.Alert.ID] && m.ev.Kind == alerting.EventFiring && e.alerts[m.ev.Alert.ID].State == alerting.StateFiring
+			return acked[m.ev.Alert.ID] && m.ev.Kind == alerting.EventFiring && loaded[m.ev.Alert.ID].State == alerting.StateFiring
 		})
 		if err := e.opts.Store.SaveAlerts(ctx, changed, history); err != nil {
 			return st, fmt.Errorf("save alert state: %w", err)
@@ -197,7 +199,7 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) (CycleStats, error) {
 }
 
 // evaluatePark runs the rules of one park: observations, lifecycle steps, notifications.
-func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting.Rule, now time.Time, out *outbox) (changed []alerting.Alert, history []alerting.HistoryEntry, observed int, err error) {
+func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting.Rule, now time.Time, alerts map[string]alerting.Alert, out *outbox) (changed []alerting.Alert, history []alerting.HistoryEntry, observed int, err error) {
 	silences, err := e.opts.Store.ListSilences(ctx, park)
 	if err != nil {
 		return nil, nil, 0, err
@@ -208,7 +210,7 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 	}
 	results := e.opts.Source.Observe(ctx, park, rules, now)
 	byRule := map[string][]string{}
-	for id, a := range e.alerts {
+	for id, a := range alerts {
 		if a.ParkID == park {
 			byRule[a.RuleID] = append(byRule[a.RuleID], id)
 		}
@@ -223,7 +225,7 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 		step := func(prev alerting.Alert, o *alerting.Observation) {
 			next, events := alerting.Step(r, prev, o, now)
 			seen[next.ID] = true
-			e.alerts[next.ID] = next
+			alerts[next.ID] = next
 			// A label set seen for the first time that stays inactive has nothing to store.
 			if (prev.ID != "" || next.State != alerting.StateInactive) && significant(prev, r) != significant(next, r) {
 				changed = append(changed, next)
@@ -252,11 +254,11 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 		for _, o := range res.Observations {
 			o.Labels = alerting.AlertLabels(r, o.Labels)
 			observed++
-			step(e.alerts[alerting.AlertID(r.ID, o.Labels)], &o)
+			step(alerts[alerting.AlertID(r.ID, o.Labels)], &o)
 		}
 		// A label set not observed this time counts as clear.
 		for _, id := range byRule[r.ID] {
-			if a := e.alerts[id]; !seen[id] && a.State != alerting.StateInactive && a.State != alerting.StateResolved {
+			if a := alerts[id]; !seen[id] && a.State != alerting.StateInactive && a.State != alerting.StateResolved {
 				step(a, nil)
 			}
 		}
@@ -266,7 +268,7 @@ func (e *Engine) evaluatePark(ctx context.Context, park string, rules []alerting
 
 // keepAcks carries over acknowledgements stored since the cycle read the state (made through
 // another instance), so saving the cycle's alerts does not undo them.
-func (e *Engine) keepAcks(ctx context.Context, changed []alerting.Alert) (map[string]bool, error) {
+func (e *Engine) keepAcks(ctx context.Context, changed []alerting.Alert, loaded map[string]alerting.Alert) (map[string]bool, error) {
 	acked := map[string]bool{}
 	for i, a := range changed {
 		if a.AckedBy != "" || (a.State != alerting.StateFiring && a.State != alerting.StatePending) {
@@ -279,7 +281,7 @@ func (e *Engine) keepAcks(ctx context.Context, changed []alerting.Alert) (map[st
 		if err != nil {
 			return nil, fmt.Errorf("read alert %s: %w", a.ID, err)
 		}
-		if cur.AckedBy != "" && cur.AckedAt.After(e.alerts[a.ID].AckedAt) {
+		if cur.AckedBy != "" && cur.AckedAt.After(loaded[a.ID].AckedAt) {
 			changed[i].AckedBy, changed[i].AckComment, changed[i].AckedAt = cur.AckedBy, cur.AckComment, cur.AckedAt
 			acked[a.ID] = true
 		}
